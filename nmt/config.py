@@ -1,0 +1,278 @@
+"""Typed experiment configuration: the one copy of every default.
+
+A config is four frozen dataclasses (`data`, `vocab`, `model`, `train`) plus `decode`, read
+from YAML. Unknown keys are an error that names the key and lists the valid ones; values are
+checked against the field types; `--set section.key=value` overrides are parsed with the
+field's type. The resolved config is saved as `config.yaml` in every model directory, so
+translating needs only that directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nmt.errors import NmtError
+
+ATTENTION_TYPES = ("bahdanau", "dot", "general", "concat")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the parallel corpus comes from and how it is cleaned.
+
+    format: "hub" (a Hugging Face hub id or a local dataset folder, loaded with
+    `datasets.load_dataset(path, hub_config)`), "text" (`{path}/{split}.{lang}`, optionally
+    `.gz`), "tsv" (`{path}/{split}.tsv[.gz]`, `src<TAB>tgt` per line, no header) or "jsonl"
+    (`{path}/{split}.jsonl[.gz]`, one object per line).
+    For "hub" and "jsonl", each example holds the two sides either as flat columns
+    (`src_key`/`tgt_key`, defaulting to the language codes) or as a `translation` dict
+    keyed by language code.
+    """
+
+    path: str = ""
+    format: str = "text"
+    hub_config: str | None = None
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    src_key: str | None = None
+    tgt_key: str | None = None
+    train_split: str = "train"
+    dev_split: str = "val"
+    test_splits: tuple[str, ...] = ()
+    max_src_len: int = 100  # subword tokens, training pairs only
+    max_tgt_len: int = 100
+    max_len_ratio: float | None = None  # drop pairs whose token-length ratio exceeds this
+    max_train_pairs: int | None = None  # keep only the first N training pairs (quick runs)
+    max_dev_pairs: int | None = None
+    cache_dir: str | None = None
+
+    @property
+    def src_column(self) -> str:
+        return self.src_key or self.src_lang
+
+    @property
+    def tgt_column(self) -> str:
+        return self.tgt_key or self.tgt_lang
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    """Sentencepiece subwords trained on the training split."""
+
+    joint: bool = True
+    vocab_size: int = 8000
+    model_type: str = "unigram"  # or "bpe"
+    character_coverage: float = 1.0
+    max_sentences: int = 2_000_000  # sample bound for sentencepiece training
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """BiLSTM encoder, attention LSTM decoder (see MODEL.md).
+
+    attention: "bahdanau" = additive score in the Bahdanau scheme (attend with s_{t-1}, feed
+    c_t into the LSTM); "dot", "general", "concat" = Luong scheme (step, then attend).
+    input_feeding applies to the Luong scheme; the Bahdanau scheme always feeds c_t.
+    """
+
+    emb_size: int = 256
+    enc_hidden: int = 256  # per direction
+    enc_layers: int = 1
+    dec_hidden: int = 512
+    dec_layers: int = 1
+    attention: str = "bahdanau"
+    attn_hidden: int | None = None  # additive/concat energy size; default dec_hidden
+    input_feeding: bool = True
+    bridge: bool = True  # decoder init from the encoder's final states; False: zeros
+    tie_embeddings: bool = False  # tie target embeddings and output projection
+    out_size: int | None = None  # size of the attentional vector; default dec_hidden
+    dropout: float = 0.3
+
+    @property
+    def scheme(self) -> str:
+        return "bahdanau" if self.attention == "bahdanau" else "luong"
+
+    @property
+    def attn_vector_size(self) -> int:
+        if self.out_size is not None:
+            return self.out_size
+        return self.emb_size if self.tie_embeddings else self.dec_hidden
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1
+    batch_tokens: int = 2048  # target tokens per batch (padding included)
+    max_epochs: int = 30
+    max_steps: int | None = None
+    max_time: float | None = None  # seconds of training in this run
+    lr: float = 1e-3
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    weight_decay: float = 0.0
+    lr_decay: float = 0.5  # factor on dev-BLEU plateau
+    lr_patience: int = 2  # validations without improvement before decaying
+    min_lr: float = 1e-5
+    patience: int = 6  # early stopping: validations without dev-BLEU improvement
+    validate_every: int = 500  # steps; validation also runs at each epoch end
+    checkpoint_every: int = 100  # steps between `last.pt` saves (resume points)
+    log_every: int = 50
+    num_threads: int | None = None  # torch intra-op threads; None: torch default
+    bucket_size: int = 100  # batches per length-sorted bucket window
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    batch_size: int = 64  # sentences
+    max_len_ratio: float = 2.0  # max output tokens = ratio * source tokens + max_len_offset
+    max_len_offset: int = 10
+    max_input_tokens: int = 200  # longer source lines are split into chunks (see translate)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["data"]["test_splits"] = list(self.data.test_splits)
+        return out
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Return `value` converted to `tp` where that is lossless; raise NmtError otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(value, inner[0], where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise NmtError(f"{where}: expected a list, got {value!r}")
+        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        return tuple(_check_type(v, item, where) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise NmtError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise NmtError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise NmtError(f"{where}: unknown key '{key}' (valid: {', '.join(names)})")
+        sub = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = _build(hints[key], value or {}, sub)
+        else:
+            kwargs[key] = _check_type(value, hints[key], sub)
+    return cls(**kwargs)
+
+
+def validate(cfg: Config) -> Config:
+    """Cross-field checks, each failing with one line that names the keys involved."""
+    m = cfg.model
+    if m.attention not in ATTENTION_TYPES:
+        raise NmtError(f"model.attention: '{m.attention}' is not one of {', '.join(ATTENTION_TYPES)}")
+    if m.scheme == "bahdanau" and not m.input_feeding:
+        raise NmtError("model.input_feeding: the Bahdanau scheme always feeds the context c_t "
+                       "into the LSTM; set it to true or use a Luong attention")
+    if m.attention == "dot" and m.dec_hidden != 2 * m.enc_hidden:
+        raise NmtError(f"model.attention: dot needs model.dec_hidden ({m.dec_hidden}) == "
+                       f"2 * model.enc_hidden ({2 * m.enc_hidden}); use 'general' otherwise")
+    if m.tie_embeddings and m.attn_vector_size != m.emb_size:
+        raise NmtError(f"model.tie_embeddings: needs model.out_size ({m.out_size}) == "
+                       f"model.emb_size ({m.emb_size}); leave out_size unset")
+    if not 0.0 <= m.dropout < 1.0:
+        raise NmtError(f"model.dropout: {m.dropout} is not in [0, 1)")
+    for name in ("emb_size", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers"):
+        if getattr(m, name) < 1:
+            raise NmtError(f"model.{name}: must be >= 1")
+    if cfg.vocab.model_type not in ("unigram", "bpe"):
+        raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
+    if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
+        raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
+    if cfg.train.batch_tokens < 1:
+        raise NmtError("train.batch_tokens: must be >= 1")
+    return cfg
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    return validate(_build(Config, values or {}, ""))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`model.hidden=256` -> (['model', 'hidden'], 256), the value parsed as YAML."""
+    if "=" not in text:
+        raise NmtError(f"--set {text}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in (values or {}).items()}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) != 2:
+            raise NmtError(f"--set {text}: expected section.key=value")
+        section = values.setdefault(keys[0], {})
+        if not isinstance(section, dict):
+            raise NmtError(f"--set {text}: '{keys[0]}' is not a section")
+        section[keys[1]] = value
+    return values
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise NmtError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise NmtError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if values is not None and not isinstance(values, dict):
+        raise NmtError(f"{path}: expected a mapping of sections at top level")
+    return values or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    values = load_yaml(path) if path else {}
+    try:
+        return from_dict(apply_overrides(values, overrides or []))
+    except NmtError as e:
+        raise NmtError(f"{path}: {e}" if path else str(e)) from None
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

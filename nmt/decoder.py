@@ -1,0 +1,173 @@
+"""LSTM decoder with attention: one step function for training and search (see MODEL.md).
+
+Bahdanau scheme: attend with the previous top state s_{t-1}, then step the LSTM on
+[E y_{t-1}; c_t]; o_t = tanh(W_o [s_t; c_t; E y_{t-1}]).
+Luong scheme: step the LSTM on E y_{t-1} (with input feeding: [E y_{t-1}; h~_{t-1}]), then
+attend with s_t; h~_t = tanh(W_c [c_t; s_t]).
+
+The LSTM's weights live in an `nn.LSTM` so that, where the LSTM does not depend on attention
+(Luong without input feeding), training runs it over the whole target in one call; `step`
+uses the same weights one time step at a time. The part of the first layer's input
+projection that only depends on the target embedding is computed for all t at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.attention import build_attention
+from nmt.config import ModelConfig
+from nmt.vocab import PAD_ID
+
+
+@dataclass
+class Memory:
+    """The encoder memory of a batch: states (B, S, M), keys (B, S, K), mask (B, S)."""
+
+    states: torch.Tensor
+    keys: torch.Tensor
+    mask: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> Memory:
+        """Rows `index` (N,) of the batch, e.g. to expand to a beam or drop finished rows."""
+        return Memory(self.states.index_select(0, index), self.keys.index_select(0, index),
+                      self.mask.index_select(0, index))
+
+
+@dataclass
+class DecoderState:
+    """h, c (L, B, H); feed (B, F): h~_{t-1} with Luong input feeding, else F = 0."""
+
+    h: torch.Tensor
+    c: torch.Tensor
+    feed: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> DecoderState:
+        return DecoderState(self.h.index_select(1, index), self.c.index_select(1, index),
+                            self.feed.index_select(0, index))
+
+
+@dataclass
+class StepOutput:
+    """out (B, A): the attentional vector o_t; attn (B, S): alpha_t."""
+
+    out: torch.Tensor
+    state: DecoderState
+    attn: torch.Tensor
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's LSTM cell from pre-activation gates (B, 4H) in i, f, g, o order."""
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, memory_size: int):
+        super().__init__()
+        E, H, A = cfg.emb_size, cfg.dec_hidden, cfg.attn_vector_size
+        self.scheme = cfg.scheme
+        self.input_feeding = cfg.input_feeding and cfg.scheme == "luong"
+        self.emb_size, self.hidden_size, self.num_layers = E, H, cfg.dec_layers
+        # What joins the embedding as LSTM input: c_t (Bahdanau) or h~_{t-1} (Luong + feeding).
+        extra = memory_size if self.scheme == "bahdanau" else (A if self.input_feeding else 0)
+        self.feed_size = A if self.input_feeding else 0
+        self.embed = nn.Embedding(vocab_size, E, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = nn.LSTM(E + extra, H, cfg.dec_layers, batch_first=True,
+                           dropout=cfg.dropout if cfg.dec_layers > 1 else 0.0)
+        self.attention = build_attention(cfg.attention, H, memory_size, cfg.attn_hidden or H)
+        out_in = H + memory_size + E if self.scheme == "bahdanau" else memory_size + H
+        self.out_proj = nn.Linear(out_in, A, bias=False)
+        self.bridge = cfg.bridge
+        if cfg.bridge:
+            self.bridge_h = nn.Linear(memory_size, H)
+            self.bridge_c = nn.Linear(memory_size, H)
+
+    def init_state(self, final_h: torch.Tensor, final_c: torch.Tensor) -> DecoderState:
+        """final_h, final_c (Le, 2, B, He) from the encoder -> the decoder's initial state."""
+        Le, _, B, He = final_h.shape
+        L = self.num_layers
+        if self.bridge:
+            def bridge(x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+                x = x.permute(0, 2, 1, 3).reshape(Le, B, 2 * He)  # [h->_S ; h<-_1] per layer
+                x = x if Le == L else x[-1:].expand(L, B, 2 * He)
+                return torch.tanh(proj(x))  # (L, B, H)
+
+            h, c = bridge(final_h, self.bridge_h), bridge(final_c, self.bridge_c)
+        else:
+            h = c = final_h.new_zeros(L, B, self.hidden_size)
+        return DecoderState(h.contiguous(), c.contiguous(), final_h.new_zeros(B, self.feed_size))
+
+    def embed_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B,) or (B, T) -> embeddings (.., E) and their first-layer gates (.., 4H)."""
+        emb = self.dropout(self.embed(tokens))
+        gates = F.linear(emb, self.rnn.weight_ih_l0[:, : self.emb_size],
+                         self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+        return emb, gates
+
+    def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState):
+        """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None."""
+        hs, cs = [], []
+        gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
+        if extra is not None:
+            gates = gates + F.linear(extra, self.rnn.weight_ih_l0[:, self.emb_size:])
+        h, c = lstm_cell(gates, state.c[0])
+        hs.append(h)
+        cs.append(c)
+        for layer in range(1, self.num_layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
+            x = F.dropout(h, self.rnn.dropout, self.training)
+            h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[layer], w_hh), state.c[layer])
+            hs.append(h)
+            cs.append(c)
+        return torch.stack(hs), torch.stack(cs)
+
+    def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
+             memory: Memory) -> StepOutput:
+        """One decoder time step; the only step function, used by training and search.
+
+        Shapes: emb (B, E) and x_gates (B, 4H) from `embed_tokens` of y_{t-1}; state as in
+        DecoderState. Returns o_t (B, A), the new state and alpha_t (B, S).
+        """
+        if self.scheme == "bahdanau":
+            context, attn = self.attention(state.h[-1], memory.keys, memory.states, memory.mask)
+            h, c = self._lstm(x_gates, context, state)
+            out = torch.tanh(self.out_proj(torch.cat([h[-1], context, emb], dim=-1)))
+        else:
+            h, c = self._lstm(x_gates, state.feed if self.input_feeding else None, state)
+            context, attn = self.attention(h[-1], memory.keys, memory.states, memory.mask)
+            out = torch.tanh(self.out_proj(torch.cat([context, h[-1]], dim=-1)))
+        feed = out if self.input_feeding else state.feed
+        return StepOutput(out, DecoderState(h, c, feed), attn)
+
+    @property
+    def has_fast_path(self) -> bool:
+        """Luong without input feeding: the LSTM does not depend on attention."""
+        return self.scheme == "luong" and not self.input_feeding
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                fast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding. Shapes: tgt_in (B, T) -> outs (B, T, A), attn (B, T, S).
+
+        With `fast` and no input feeding in the Luong scheme, the LSTM runs over the whole
+        sequence and all T attention steps are batched; this equals the step loop.
+        """
+        emb, x_gates = self.embed_tokens(tgt_in)  # (B, T, E), (B, T, 4H)
+        if fast and self.has_fast_path:
+            s, _ = self.rnn(emb, (state.h, state.c))  # (B, T, H)
+            context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
+            return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1))), attn
+        outs, attns = [], []
+        for t in range(tgt_in.size(1)):
+            step = self.step(emb[:, t], x_gates[:, t], state, memory)
+            state = step.state
+            outs.append(step.out)
+            attns.append(step.attn)
+        return torch.stack(outs, dim=1), torch.stack(attns, dim=1)

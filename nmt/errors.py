@@ -1,0 +1,10 @@
+"""The one exception type for user errors.
+
+Anything the user can fix (a bad path, a malformed file, an unknown config key) raises
+`NmtError` with a single line naming the file/line/key and what is wrong. The CLI prints
+`error: <message>` and exits with status 2; it never shows a traceback for these.
+"""
+
+
+class NmtError(Exception):
+    """A user-facing error; its message is one line, printed without a traceback."""

@@ -1,0 +1,95 @@
+"""The sequence-to-sequence model: encoder, attention decoder, output projection.
+
+Shape letters, used in every docstring and comment of the package: B batch, S source
+length, T target length, K beam size, V vocabulary, E embedding, H hidden, L layers,
+M memory size (2 * encoder hidden), A attentional vector size. A flattened beam is (B*K, ...).
+Attention weights are always (B, T, S).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.config import ModelConfig
+from nmt.decoder import Decoder, DecoderState, Memory
+from nmt.encoder import Encoder
+
+
+@dataclass
+class ModelOutput:
+    """logits (B, T, V); attn (B, T, S)."""
+
+    logits: torch.Tensor
+    attn: torch.Tensor
+
+
+@dataclass
+class StepResult:
+    """log_probs (B, V) of the next token; attn (B, S)."""
+
+    log_probs: torch.Tensor
+    state: DecoderState
+    attn: torch.Tensor
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(src_vocab_size, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers,
+                               cfg.dropout)
+        self.decoder = Decoder(cfg, tgt_vocab_size, self.encoder.output_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.generator = nn.Linear(cfg.attn_vector_size, tgt_vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.generator.weight = self.decoder.embed.weight
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """src (B, S), src_lengths (B,) -> the memory (keys computed once) and initial state."""
+        enc = self.encoder(src, src_lengths)
+        memory = Memory(enc.states, self.decoder.attention.keys(enc.states), enc.mask)
+        return memory, self.decoder.init_state(enc.final_h, enc.final_c)
+
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
+        """tokens (B,): y_{t-1} -> log p(y_t | ...) (B, V), new state, attention (B, S)."""
+        emb, x_gates = self.decoder.embed_tokens(tokens)
+        step = self.decoder.step(emb, x_gates, state, memory)
+        logits = self.generator(self.dropout(step.out))
+        return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn)
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                fast: bool = True) -> ModelOutput:
+        """Teacher forcing. Shapes: src (B, S), src_lengths (B,), tgt_in (B, T)."""
+        memory, state = self.encode(src, src_lengths)
+        outs, attn = self.decoder(tgt_in, state, memory, fast=fast)  # (B, T, A), (B, T, S)
+        return ModelOutput(self.generator(self.dropout(outs)), attn)
+
+    @staticmethod
+    def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
+        """The state of rows `index` (N,): beam reordering, expansion, dropping rows."""
+        return state.select(index)
+
+
+def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+    model = Seq2Seq(cfg, src_vocab_size, tgt_vocab_size)
+    for name, p in model.named_parameters():
+        if "rnn" in name and "bias" in name:
+            nn.init.zeros_(p)
+            if "bias_ih" in name:  # forget-gate bias 1 (the second quarter)
+                n = p.size(0) // 4
+                p.data[n: 2 * n] = 1.0
+        elif "embed" in name:
+            nn.init.normal_(p, 0.0, cfg.emb_size ** -0.5)
+            with torch.no_grad():
+                p[0].zero_()  # padding row
+        elif p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
