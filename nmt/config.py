@@ -10,6 +10,7 @@ translating needs only that directory.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import yaml
 from nmt.errors import NmtError
 
 ATTENTION_TYPES = ("bahdanau", "dot", "general", "concat")
+# A float in exponent form without a dot (`1e-3`): YAML 1.1, so PyYAML, reads it as a string.
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,13 @@ class Config:
         return out
 
 
+def _exp_float(value: Any) -> Any:
+    """'1e-3' -> 0.001 (PyYAML leaves it a string); anything else unchanged."""
+    if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def _check_type(value: Any, tp: Any, where: str) -> Any:
     """Return `value` converted to `tp` where that is lossless; raise NmtError otherwise."""
     origin = typing.get_origin(tp)
@@ -173,6 +183,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        value = _exp_float(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif tp is str:
@@ -189,7 +200,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            raise NmtError(f"{where}: unknown key '{key}' (valid: {', '.join(names)})")
+            prefix = f"{where}: " if where else ""
+            raise NmtError(f"{prefix}unknown key '{key}' (valid: {', '.join(names)})")
         sub = f"{where}.{key}" if where else key
         if dataclasses.is_dataclass(hints[key]):
             kwargs[key] = _build(hints[key], value or {}, sub)
@@ -202,7 +214,8 @@ def validate(cfg: Config) -> Config:
     """Cross-field checks, each failing with one line that names the keys involved."""
     m = cfg.model
     if m.attention not in ATTENTION_TYPES:
-        raise NmtError(f"model.attention: '{m.attention}' is not one of {', '.join(ATTENTION_TYPES)}")
+        raise NmtError(f"model.attention: '{m.attention}' is not one of "
+                       f"{', '.join(ATTENTION_TYPES)}")
     if m.scheme == "bahdanau" and not m.input_feeding:
         raise NmtError("model.input_feeding: the Bahdanau scheme always feeds the context c_t "
                        "into the LSTM; set it to true or use a Luong attention")
@@ -238,6 +251,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def _is_str_field(section: str, key: str) -> bool:
+    """Whether `section.key` is declared `str` or `str | None`."""
+    cls = typing.get_type_hints(Config).get(section)
+    tp = typing.get_type_hints(cls).get(key) if dataclasses.is_dataclass(cls) else None
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return str in typing.get_args(tp)
+    return tp is str
+
+
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in (values or {}).items()}
     for text in overrides:
@@ -247,6 +269,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         section = values.setdefault(keys[0], {})
         if not isinstance(section, dict):
             raise NmtError(f"--set {text}: '{keys[0]}' is not a section")
+        if (value is not None and not isinstance(value, (str, list, dict))
+                and _is_str_field(*keys)):
+            value = text.split("=", 1)[1].strip()  # `no`, `2014` are strings here, not YAML's
         section[keys[1]] = value
     return values
 

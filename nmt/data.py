@@ -90,11 +90,24 @@ def _load_hub(cfg: DataConfig, split: str) -> datasets.Dataset:
         raise NmtError(f"could not load {what}: {e}") from None
     except (FileNotFoundError, ConnectionError, OSError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NmtError(f"could not load {what} split '{split}' from the hub or disk: {msg}") from None
+        raise NmtError(f"could not load {what} split '{split}' from the hub or disk: "
+                       f"{msg}") from None
     except Exception as e:  # datasets raises many types (DatasetNotFoundError, ...)
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NmtError(f"could not load {what} split '{split}': {type(e).__name__}: {msg}") from None
+        raise NmtError(f"could not load {what} split '{split}': "
+                       f"{type(e).__name__}: {msg}") from None
     return _select_columns(ds, cfg, what)
+
+
+def _str(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _nulls_to_empty(ds: datasets.Dataset) -> datasets.Dataset:
+    """A null side (JSON null, parquet null) becomes '', so both columns hold strings."""
+    if not any(ds.data.column(c).null_count for c in ("src", "tgt")):
+        return ds
+    return ds.map(lambda b: {c: [_str(v) for v in b[c]] for c in ("src", "tgt")}, batched=True)
 
 
 def _select_columns(ds: datasets.Dataset, cfg: DataConfig, what: str) -> datasets.Dataset:
@@ -102,7 +115,7 @@ def _select_columns(ds: datasets.Dataset, cfg: DataConfig, what: str) -> dataset
     cols = ds.column_names
     if cfg.src_column in cols and cfg.tgt_column in cols:
         ds = ds.select_columns([cfg.src_column, cfg.tgt_column])
-        return ds.rename_columns({cfg.src_column: "src", cfg.tgt_column: "tgt"})
+        return _nulls_to_empty(ds.rename_columns({cfg.src_column: "src", cfg.tgt_column: "tgt"}))
     if "translation" in cols and cfg.src_key is None and cfg.tgt_key is None:
         langs = ds.features["translation"]
         keys = list(getattr(langs, "languages", None) or getattr(langs, "keys", lambda: [])())
@@ -112,7 +125,8 @@ def _select_columns(ds: datasets.Dataset, cfg: DataConfig, what: str) -> dataset
 
         def split_pair(batch: dict) -> dict:
             pairs = batch["translation"]
-            return {"src": [p[cfg.src_lang] for p in pairs], "tgt": [p[cfg.tgt_lang] for p in pairs]}
+            return {"src": [_str(p[cfg.src_lang]) for p in pairs],
+                    "tgt": [_str(p[cfg.tgt_lang]) for p in pairs]}
 
         try:
             return ds.map(split_pair, batched=True, remove_columns=cols)
@@ -165,7 +179,8 @@ def tokenize(ds: datasets.Dataset, src_vocab: SubwordVocab, tgt_vocab: SubwordVo
     """Add `src_ids` and `tgt_ids` with one batched map."""
 
     def encode(batch: dict) -> dict:
-        return {"src_ids": src_vocab.encode(batch["src"]), "tgt_ids": tgt_vocab.encode(batch["tgt"])}
+        return {"src_ids": src_vocab.encode(batch["src"]),
+                "tgt_ids": tgt_vocab.encode(batch["tgt"])}
 
     return ds.map(encode, batched=True, batch_size=10_000)
 

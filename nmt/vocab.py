@@ -81,7 +81,7 @@ def _train_one(texts: list[str], out: Path, cfg: VocabConfig, seed: int) -> None
             sentence_iterator=iter(texts), model_writer=model, vocab_size=cfg.vocab_size,
             model_type=cfg.model_type, character_coverage=cfg.character_coverage,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, hard_vocab_limit=False,
-            input_sentence_size=0, num_threads=2, minloglevel=2, random_seed=seed,
+            input_sentence_size=0, num_threads=1, minloglevel=2,
         )
     except RuntimeError as e:
         raise NmtError(f"sentencepiece training for {out.name} failed: {e}") from None

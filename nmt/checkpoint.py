@@ -1,0 +1,98 @@
+"""Model directories: a self-contained home for config, subword models and checkpoints.
+
+Layout of a model directory:
+    config.yaml          the resolved config (all defaults filled in)
+    spm.model            joint sentencepiece model (or spm.src.model + spm.tgt.model)
+    last.pt              the latest resume point: model, optimizer, scheduler, RNG, train state
+    best.pt              model weights with the best dev BLEU so far
+    train.log            one line per log/validation event
+Every file is written atomically (temporary file + rename), so a crash leaves the previous
+version intact.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from nmt.config import Config, dump_yaml, from_dict
+from nmt.errors import NmtError
+from nmt.io import atomic_open
+from nmt.model import Seq2Seq, build_model
+from nmt.vocab import Vocabs, load_vocabs
+
+FORMAT_VERSION = 1
+
+
+def save(obj: dict[str, Any], path: str | Path) -> None:
+    with atomic_open(path, "wb") as f:
+        torch.save({"format_version": FORMAT_VERSION, **obj}, f)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise NmtError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+        raise NmtError(f"{path}: corrupt or unreadable checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise NmtError(f"{path}: not an nmt checkpoint")
+    return obj
+
+
+def write_config(cfg: Config, model_dir: str | Path) -> None:
+    with atomic_open(Path(model_dir) / "config.yaml") as f:
+        f.write(dump_yaml(cfg))
+
+
+def read_config(model_dir: str | Path) -> Config:
+    path = Path(model_dir) / "config.yaml"
+    if not Path(model_dir).is_dir():
+        raise NmtError(f"{model_dir}: model directory not found")
+    if not path.is_file():
+        raise NmtError(f"{path}: not found (is {model_dir} an nmt model directory?)")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise NmtError(f"{path}: unreadable config ({e})") from None
+    try:
+        return from_dict(values)
+    except NmtError as e:
+        raise NmtError(f"{path}: {e}") from None
+
+
+def checkpoint_path(model_dir: str | Path, which: str = "best") -> Path:
+    """`best` falls back to `last` when no validation has run yet; a .pt path is taken as is."""
+    model_dir = Path(model_dir)
+    if model_dir.suffix == ".pt":
+        return model_dir
+    best, last = model_dir / "best.pt", model_dir / "last.pt"
+    if which == "best" and best.is_file():
+        return best
+    if last.is_file() or which == "last":
+        return last
+    raise NmtError(f"{model_dir}: no checkpoint (looked for {best.name} and {last.name})")
+
+
+def load_model(model_dir: str | Path, which: str = "best",
+               device: str | torch.device = "cpu") -> tuple[Seq2Seq, Config, Vocabs]:
+    """Everything translation needs, from a model directory alone. The model is in eval mode."""
+    path = checkpoint_path(model_dir, which)
+    model_dir = path.parent
+    cfg = read_config(model_dir)
+    vocabs = load_vocabs(model_dir, cfg.vocab.joint)
+    model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt))
+    state = load(path)["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise NmtError(f"{path}: weights do not match {model_dir / 'config.yaml'} "
+                       f"({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), cfg, vocabs

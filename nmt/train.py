@@ -1,0 +1,251 @@
+"""Training: token-bucketed batches, Adam, clipping, label smoothing, validation with BLEU,
+LR decay on plateau, early stopping, atomic checkpoints and exact resume.
+
+Resume is exact: `last.pt` holds the model, optimizer, scheduler, RNG state and a
+`TrainState` with the epoch and the position inside it, so a run interrupted at any point
+(even SIGKILL) and resumed from its last checkpoint ends with the same weights as a run that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nmt import checkpoint
+from nmt.config import Config
+from nmt.data import BatchIterator, load_split, prepare_split
+from nmt.errors import NmtError
+from nmt.io import atomic_open
+from nmt.metrics import corpus_bleu
+from nmt.model import build_model, count_parameters
+from nmt.translator import decode_ids, greedy_search
+from nmt.vocab import PAD_ID, Vocabs, load_vocabs, train_vocabs
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs to continue where it stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained
+    train_seconds: float = 0.0  # wall time of training, validation and checkpoints
+    target_tokens: int = 0
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_validations: int = 0  # validations since the best one (early stopping)
+    last_validated_step: int = -1
+    early_stop: str = ""  # set when dev BLEU stopped improving; final, unlike budgets
+    stopped: str = ""  # why the latest run ended
+    history: list[dict] = field(default_factory=list)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Summed label-smoothed cross-entropy over non-pad targets. logits (B, T, V), target (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
+                           ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum")
+
+
+class Trainer:
+    def __init__(self, cfg: Config, model_dir: Path, vocabs: Vocabs, quiet: bool = False):
+        self.cfg, self.model_dir, self.vocabs, self.quiet = cfg, model_dir, vocabs, quiet
+        tc = cfg.train
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src, vocabs.tgt,
+                                         train=True, limit=cfg.data.max_train_pairs)
+        self.log(str(report))
+        dev_ds, dev_report = prepare_split(cfg.data, cfg.data.dev_split, vocabs.src, vocabs.tgt,
+                                           train=False, limit=cfg.data.max_dev_pairs)
+        self.log(str(dev_report))
+        self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
+        self.dev_src_ids, self.dev_refs = dev_ds["src_ids"], dev_ds["tgt"]
+        torch.manual_seed(tc.seed)
+        self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr,
+                                          weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=tc.lr_decay, patience=tc.lr_patience,
+            min_lr=tc.min_lr)
+        self.state = TrainState()
+        self.log(f"model: {count_parameters(self.model):,} parameters, "
+                 f"{len(train_ds):,} training pairs, {len(self.dev_refs):,} dev pairs")
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def log(self, msg: str) -> None:
+        with open(self.model_dir / "train.log", "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+        if not self.quiet:
+            tqdm.write(msg, file=sys.stderr)
+
+    def save_last(self) -> None:
+        checkpoint.save({
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "train_state": dataclasses.asdict(self.state), "config": self.cfg.to_dict(),
+        }, self.model_dir / "last.pt")
+        self.log(f"checkpoint: step {self.state.step} saved to last.pt")
+
+    def restore(self) -> None:
+        ckpt = checkpoint.load(self.model_dir / "last.pt")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        self.state = TrainState(**ckpt["train_state"])
+        self.log(f"resumed at step {self.state.step} (epoch {self.state.epoch + 1}, "
+                 f"batch {self.state.batch_in_epoch})")
+
+    # ------------------------------------------------------------------ steps
+
+    def train_step(self, indices: list[int]) -> tuple[float, int]:
+        batch = self.batches.batch(indices)
+        out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+        n_tokens = batch.n_tokens
+        loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / n_tokens).backward()
+        if self.cfg.train.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_norm)
+        self.optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {value}")
+        return value, n_tokens
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        self.model.eval()
+        hyps = decode_ids(self.model, self.dev_src_ids, greedy_search(self.cfg.decode),
+                          self.cfg.decode.batch_size)
+        self.model.train()
+        texts = self.vocabs.tgt.decode([h.tokens for h in hyps])
+        score = corpus_bleu(texts, self.dev_refs)
+        st = self.state
+        st.last_validated_step = st.step
+        improved = score.value > st.best_bleu
+        if improved:
+            st.best_bleu, st.best_step, st.bad_validations = score.value, st.step, 0
+            checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                             "train_state": {"step": st.step, "dev_bleu": score.value}},
+                            self.model_dir / "best.pt")
+            with atomic_open(self.model_dir / "dev.best.hyp") as f:
+                f.write("".join(t + "\n" for t in texts))
+        else:
+            st.bad_validations += 1
+        self.scheduler.step(score.value)
+        lr = self.optimizer.param_groups[0]["lr"]
+        st.history.append({"step": st.step, "epoch": st.epoch + 1, "dev_bleu": score.value,
+                           "lr": lr, "train_seconds": round(st.train_seconds, 1)})
+        self.log(f"validation: step {st.step} epoch {st.epoch + 1} dev {score.text} "
+                 f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
+        if st.bad_validations >= self.cfg.train.patience:
+            st.early_stop = f"early stopping: no dev BLEU gain in {st.bad_validations} validations"
+        return score.value
+
+    def budget_left(self) -> str:
+        """Why training must stop now ('' if it can go on)."""
+        tc, st = self.cfg.train, self.state
+        if st.early_stop:
+            return st.early_stop
+        if tc.max_steps is not None and st.step >= tc.max_steps:
+            return f"max_steps {tc.max_steps} reached"
+        if tc.max_time is not None and st.train_seconds >= tc.max_time:
+            return f"max_time {tc.max_time:g}s reached"
+        if st.epoch >= tc.max_epochs:
+            return f"max_epochs {tc.max_epochs} reached"
+        return ""
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop_at_step: int | None = None) -> TrainState:
+        """Train until a budget ends it (or `stop_at_step`, as if the process were killed there)."""
+        tc, st = self.cfg.train, self.state
+        self.model.train()
+        run_start, seconds_before = time.perf_counter(), st.train_seconds
+        while not self.budget_left():
+            batches = self.batches.epoch_batches(st.epoch)
+            bar = tqdm(total=len(batches), initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
+                       unit="batch", disable=self.quiet or None, leave=False, file=sys.stderr)
+            window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+            while st.batch_in_epoch < len(batches) and not self.budget_left():
+                if stop_at_step is not None and st.step >= stop_at_step:
+                    bar.close()
+                    return st
+                loss, n_tokens = self.train_step(batches[st.batch_in_epoch])
+                st.train_seconds = seconds_before + time.perf_counter() - run_start
+                st.step += 1
+                st.batch_in_epoch += 1
+                st.target_tokens += n_tokens
+                window_loss, window_tokens = window_loss + loss, window_tokens + n_tokens
+                bar.update(1)
+                if st.step % tc.log_every == 0:
+                    tok_s = window_tokens / max(time.perf_counter() - window_start, 1e-9)
+                    bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", tok_s=f"{tok_s:.0f}")
+                    self.log(f"step {st.step} epoch {st.epoch + 1} loss "
+                             f"{window_loss / window_tokens:.4f} tokens/s {tok_s:.0f}")
+                    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+                if st.step % tc.validate_every == 0:
+                    self.validate()
+                if st.step % tc.checkpoint_every == 0 or st.step % tc.validate_every == 0:
+                    self.save_last()
+            bar.close()
+            if st.batch_in_epoch >= len(batches):
+                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+                if st.last_validated_step != st.step:
+                    self.validate()
+                self.save_last()
+        if st.last_validated_step != st.step:
+            self.validate()
+        st.stopped = self.budget_left()
+        self.save_last()  # again: `stopped` is part of the state
+        self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}")
+        return st
+
+
+def prepare_model_dir(cfg: Config, model_dir: Path, quiet: bool = False) -> Vocabs:
+    """A fresh model directory: config.yaml and the subword models trained on the train split."""
+    if (model_dir / "last.pt").exists():
+        raise NmtError(f"{model_dir} already holds a training run; continue it with "
+                       f"--resume {model_dir} or choose another --model-dir")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_config(cfg, model_dir)
+    raw = load_split(cfg.data, cfg.data.train_split, cfg.data.max_train_pairs)
+    if not quiet:
+        print(f"training sentencepiece ({cfg.vocab.model_type}, {cfg.vocab.vocab_size}, "
+              f"{'joint' if cfg.vocab.joint else 'separate'}) on {len(raw):,} pairs",
+              file=sys.stderr)
+    return train_vocabs(raw["src"], raw["tgt"], model_dir, cfg.vocab, cfg.train.seed)
+
+
+def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
+          train_overrides: dict | None = None, quiet: bool = False,
+          stop_at_step: int | None = None) -> TrainState:
+    """Train into `model_dir`; with `resume`, continue the run saved there.
+
+    `train_overrides` replaces fields of the `train` section on resume (budgets, say).
+    """
+    model_dir = Path(model_dir)
+    if resume:
+        cfg = checkpoint.read_config(model_dir)
+        if train_overrides:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides))
+            checkpoint.write_config(cfg, model_dir)
+        vocabs = load_vocabs(model_dir, cfg.vocab.joint)
+    else:
+        assert cfg is not None
+        vocabs = prepare_model_dir(cfg, model_dir, quiet)
+    trainer = Trainer(cfg, model_dir, vocabs, quiet)
+    if resume and (model_dir / "last.pt").exists():
+        trainer.restore()
+    return trainer.run(stop_at_step)

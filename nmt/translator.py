@@ -1,0 +1,108 @@
+"""Text in, text out: batching by length, long-line chunking, decoding, detokenizing.
+
+Output line N always belongs to input line N: empty or whitespace-only lines give empty
+output without touching the model, and a line longer than `max_input_tokens` subwords is
+split at word boundaries into chunks that are translated separately and joined with a space
+on the same output line (nothing is truncated or dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from nmt.config import DecodeConfig
+from nmt.data import encode_sources
+from nmt.model import Seq2Seq
+from nmt.search import Hypothesis, greedy
+from nmt.vocab import EOS_ID, SubwordVocab
+
+Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
+
+
+def greedy_search(cfg: DecodeConfig) -> Search:
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
+                      max_len_offset=cfg.max_len_offset)
+
+    return search
+
+
+def decode_ids(model: Seq2Seq, src_ids: list[list[int]], search: Search, batch_size: int,
+               device: torch.device | str = "cpu", progress: bool = False) -> list[Hypothesis]:
+    """Decode id sequences (no EOS) in batches of similar length; results in input order."""
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]), reverse=True)
+    out: list[Hypothesis | None] = [None] * len(src_ids)
+    with tqdm(total=len(order), desc="decode", unit="sent", disable=not progress or None,
+              leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start: start + batch_size]
+            src, src_lengths = encode_sources([src_ids[i] for i in chunk])
+            for i, hyp in zip(chunk, search(model, src.to(device), src_lengths), strict=True):
+                out[i] = hyp
+            bar.update(len(chunk))
+    return out  # type: ignore[return-value]
+
+
+def split_long(text: str, vocab: SubwordVocab, max_tokens: int) -> list[list[int]]:
+    """Subword ids of `text` in chunks of at most `max_tokens` (EOS excluded), cut between words.
+
+    A single word longer than the limit is cut inside the word.
+    """
+    ids = vocab.encode([text])[0]
+    if len(ids) <= max_tokens:
+        return [ids]
+    chunks: list[list[int]] = [[]]
+    for word in text.split():
+        word_ids = vocab.encode([word])[0]
+        while word_ids:
+            room = max_tokens - len(chunks[-1])
+            if room < len(word_ids) and chunks[-1]:
+                chunks.append([])
+                continue
+            chunks[-1].extend(word_ids[:max_tokens])
+            word_ids = word_ids[max_tokens:]
+    return [c for c in chunks if c]
+
+
+@dataclass
+class Translation:
+    """One input line's translation; hyps holds one hypothesis per chunk (none if empty)."""
+
+    text: str
+    hyps: list[Hypothesis]
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab,
+                 cfg: DecodeConfig, search: Search | None = None, device: str = "cpu"):
+        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+        self.cfg, self.device = cfg, device
+        self.search = search or greedy_search(cfg)
+
+    def translate(self, lines: list[str], progress: bool = False,
+                  on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
+        """Translate lines; `on_split(line_no, n_chunks)` reports lines that were chunked."""
+        chunks: list[list[int]] = []
+        owner: list[int] = []
+        for n, line in enumerate(lines):
+            if not line.strip():
+                continue
+            parts = split_long(line, self.src_vocab, self.cfg.max_input_tokens)
+            if len(parts) > 1 and on_split is not None:
+                on_split(n + 1, len(parts))
+            chunks.extend(parts)
+            owner.extend([n] * len(parts))
+        hyps = decode_ids(self.model, chunks, self.search, self.cfg.batch_size, self.device,
+                          progress)
+        per_line: list[list[Hypothesis]] = [[] for _ in lines]
+        for n, hyp in zip(owner, hyps, strict=True):
+            per_line[n].append(hyp)
+        return [Translation(self.detok(h), h) for h in per_line]
+
+    def detok(self, hyps: list[Hypothesis]) -> str:
+        texts = self.tgt_vocab.decode([[t for t in h.tokens if t != EOS_ID] for h in hyps])
+        return " ".join(t for t in texts if t)

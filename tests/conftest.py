@@ -1,0 +1,22 @@
+"""Shared test setup: no network, and Hugging Face caches in a throwaway folder.
+
+The environment is set before anything imports `datasets` or `huggingface_hub` (they read it
+at import time), so an unknown hub id fails at once instead of waiting on the network, and no
+test reads or writes the user's ~/.cache/huggingface.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+_HF_TMP = tempfile.mkdtemp(prefix="nmt-tests-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = os.path.join(_HF_TMP, "home")
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_TMP, "datasets")
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_HF_TMP, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""Small generated corpora and configs shared by the training and translation tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from nmt.config import Config, from_dict
+
+WORDS = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "zu", "an", "el"]
+
+
+def write_toy_corpus(path: Path, n_train: int = 300, n_dev: int = 30, seed: int = 0) -> Path:
+    """A reversal task over made-up words: target = source words reversed, upper-cased."""
+    rng = random.Random(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        src, tgt = [], []
+        for _ in range(n):
+            words = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
+            src.append(" ".join(words))
+            tgt.append(" ".join(w.upper() for w in reversed(words)))
+        (path / f"{split}.xx").write_text("\n".join(src) + "\n", encoding="utf-8")
+        (path / f"{split}.yy").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+    return path
+
+
+def toy_config(data_dir: Path, **train: object) -> Config:
+    train_section = dict(seed=3, batch_tokens=120, max_epochs=100, max_steps=14, lr=3e-3,
+                         validate_every=5, checkpoint_every=4, log_every=2, num_threads=1,
+                         lr_patience=0, patience=50)
+    train_section.update(train)
+    return from_dict({
+        "data": {"path": str(data_dir), "format": "text", "src_lang": "xx", "tgt_lang": "yy",
+                 "dev_split": "dev"},
+        "vocab": {"vocab_size": 60, "joint": False},
+        "model": {"emb_size": 16, "enc_hidden": 16, "dec_hidden": 32, "dropout": 0.1,
+                  "attention": "bahdanau"},
+        "train": train_section,
+        "decode": {"batch_size": 16},
+    })

@@ -1,0 +1,140 @@
+"""Attention, encoder, decoder and the model: masks, shapes, and fast paths equal step loops."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmt.attention import build_attention
+from nmt.config import ModelConfig
+from nmt.decoder import DecoderState
+from nmt.model import build_model
+from nmt.vocab import BOS_ID, PAD_ID
+
+VARIANTS = [("bahdanau", True), ("dot", True), ("dot", False), ("general", True),
+            ("general", False), ("concat", True), ("concat", False)]
+
+
+def tiny_config(attention: str = "bahdanau", input_feeding: bool = True, **kw) -> ModelConfig:
+    base = dict(emb_size=12, enc_hidden=8, dec_hidden=16, attention=attention,
+                input_feeding=input_feeding, dropout=0.0)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def padded_batch(lengths: list[int], vocab: int = 20, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    S = max(lengths)
+    src = torch.randint(4, vocab, (len(lengths), S), generator=g)
+    for i, n in enumerate(lengths):
+        src[i, n:] = PAD_ID
+    return src, torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "dot", "general", "concat"])
+def test_attention_masks_padding_and_normalises(kind):
+    torch.manual_seed(0)
+    attn = build_attention(kind, 16, 16, 10)
+    memory = torch.randn(3, 5, 16)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    keys = attn.keys(memory)
+    for query in (torch.randn(3, 16), torch.randn(3, 4, 16)):
+        context, weights = attn(query, keys, memory, mask)
+        w = weights if weights.dim() == 3 else weights.unsqueeze(1)
+        assert w.shape == (3, w.size(1), 5)
+        assert torch.all(w[~mask.unsqueeze(1).expand_as(w)] == 0)  # exactly zero on padding
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:2]))
+        assert context.shape == (*query.shape[:-1], 16)
+        torch.testing.assert_close(context.reshape(3, -1, 16), torch.bmm(w, memory))
+    # one real token: all weight on it
+    assert torch.equal(weights[2, :, 0], torch.ones(4))
+
+
+def test_attention_keys_are_the_projected_memory():
+    attn = build_attention("general", 16, 8, 16)
+    memory = torch.randn(2, 3, 8)
+    torch.testing.assert_close(attn.keys(memory), memory @ attn.key_proj.weight.T)
+
+
+@pytest.mark.parametrize("attention,feeding", VARIANTS)
+def test_encoder_padding_invariance(attention, feeding):
+    """A sentence encodes (and decodes) the same alone as when padded inside a batch."""
+    torch.manual_seed(1)
+    model = build_model(tiny_config(attention, feeding, enc_layers=2), 20, 25).eval()
+    src, lengths = padded_batch([7, 4, 2])
+    tgt = torch.randint(4, 25, (3, 5))
+    batch_out = model(src, lengths, tgt)
+    for i, n in enumerate(lengths.tolist()):
+        alone = model(src[i: i + 1, :n], lengths[i: i + 1], tgt[i: i + 1])
+        torch.testing.assert_close(batch_out.logits[i], alone.logits[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(batch_out.attn[i, :, :n], alone.attn[0], atol=1e-6, rtol=1e-5)
+        assert torch.all(batch_out.attn[i, :, n:] == 0)
+
+
+@pytest.mark.parametrize("attention,feeding", VARIANTS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layers):
+    torch.manual_seed(2)
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers)
+    model = build_model(cfg, 20, 25).eval()
+    src, lengths = padded_batch([6, 3])
+    tgt = torch.randint(4, 25, (2, 7))
+    fast, loop = model(src, lengths, tgt, fast=True), model(src, lengths, tgt, fast=False)
+    assert fast.logits.shape == (2, 7, 25) and fast.attn.shape == (2, 7, 6)
+    torch.testing.assert_close(fast.logits, loop.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.attn, loop.attn, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention,feeding", VARIANTS)
+def test_decode_step_equals_teacher_forcing(attention, feeding):
+    """Stepping decode_step token by token gives the teacher-forced log-probs and attention."""
+    torch.manual_seed(3)
+    model = build_model(tiny_config(attention, feeding), 20, 25).eval()
+    src, lengths = padded_batch([5, 2])
+    tgt = torch.cat([torch.full((2, 1), BOS_ID), torch.randint(4, 25, (2, 4))], dim=1)
+    forced = model(src, lengths, tgt)
+    memory, state = model.encode(src, lengths)
+    for t in range(tgt.size(1)):
+        step = model.decode_step(tgt[:, t], state, memory)
+        state = step.state
+        torch.testing.assert_close(step.log_probs, forced.logits[:, t].log_softmax(-1),
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(step.attn, forced.attn[:, t], atol=1e-6, rtol=1e-5)
+
+
+def test_reorder_state_selects_rows():
+    model = build_model(tiny_config("general", True, dec_layers=2), 20, 25).eval()
+    src, lengths = padded_batch([3, 5, 4])
+    memory, state = model.encode(src, lengths)
+    index = torch.tensor([2, 0, 0])
+    moved = model.reorder_state(state, index)
+    assert isinstance(moved, DecoderState)
+    assert torch.equal(moved.h[:, 1], state.h[:, 0]) and torch.equal(moved.c[:, 0], state.c[:, 2])
+    assert torch.equal(moved.feed[0], state.feed[2])
+    assert torch.equal(memory.select(index).mask[0], memory.mask[2])
+
+
+def test_bridge_and_zero_init():
+    src, lengths = padded_batch([3, 2])
+    zero = build_model(tiny_config(bridge=False), 20, 25)
+    _, state = zero.encode(src, lengths)
+    assert torch.count_nonzero(state.h) == 0 and torch.count_nonzero(state.c) == 0
+    bridged = build_model(tiny_config(bridge=True, enc_layers=2, dec_layers=3), 20, 25)
+    _, state = bridged.encode(src, lengths)
+    assert state.h.shape == (3, 2, 16) and torch.count_nonzero(state.h) > 0
+
+
+def test_tied_embeddings_share_one_tensor():
+    model = build_model(tiny_config(tie_embeddings=True), 20, 25)
+    assert model.generator.weight.data_ptr() == model.decoder.embed.weight.data_ptr()
+    untied = build_model(tiny_config(), 20, 25)
+    n_tied = sum(p.numel() for p in model.parameters())
+    assert n_tied < sum(p.numel() for p in untied.parameters())
+
+
+def test_attention_weights_are_not_stored_on_modules():
+    model = build_model(tiny_config(), 20, 25).eval()
+    src, lengths = padded_batch([3])
+    before = {k for m in model.modules() for k in vars(m)}
+    model(src, lengths, torch.randint(4, 25, (1, 3)))
+    assert {k for m in model.modules() for k in vars(m)} == before

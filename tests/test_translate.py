@@ -1,0 +1,100 @@
+"""translate: line N of the output belongs to line N of the input, whatever the input holds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nmt.checkpoint import load_model
+from nmt.commands.translate import main
+from nmt.config import DecodeConfig
+from nmt.translator import Translator, split_long
+from nmt.train import train
+from tests.helpers import WORDS, toy_config, write_toy_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    corpus = write_toy_corpus(tmp_path_factory.mktemp("toy"))
+    out = tmp_path_factory.mktemp("run") / "model"
+    train(toy_config(corpus, max_steps=8), out, quiet=True)
+    return out
+
+
+def tricky_lines() -> list[str]:
+    long_line = " ".join(WORDS[i % len(WORDS)] for i in range(2000))
+    return ["ka lo mi", "", "   ", "\t", long_line, "Привет мир 你好 世界 مرحبا", "su ta",
+            "ne\u2028po", "ve\x0czu", "ka" * 300, "ri"]
+
+
+def test_translate_keeps_every_line_in_order(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    lines = tricky_lines()
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    assert main(["--checkpoint", str(model_dir), "--input", str(src), "--output", str(out),
+                 "--batch-size", "3", "--max-input-tokens", "50"]) == 0
+    got = out.read_text(encoding="utf-8").split("\n")
+    assert got[-1] == "" and len(got) - 1 == len(lines)
+    for line, hyp in zip(lines, got, strict=False):
+        assert (hyp == "") == (line.strip() == ""), (line[:20], hyp[:20])
+    err = capsys.readouterr().err
+    assert f"{src}:5: longer than 50 subwords" in err and f"{src}:10: longer" in err
+    assert f"{src}:1:" not in err
+    assert "\u2028" not in out.read_text(encoding="utf-8")
+
+
+def test_batching_does_not_change_translations(model_dir):
+    model, cfg, vocabs = load_model(model_dir)
+    lines = ["ka lo mi ne", "su", "ta ri po ve zu an", "el el", "mi"] * 3
+    one = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(batch_size=1)).translate(lines)
+    many = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(batch_size=7)).translate(lines)
+    assert [t.text for t in one] == [t.text for t in many]
+
+
+def test_long_line_is_chunked_between_words(model_dir):
+    _, _, vocabs = load_model(model_dir)
+    text = " ".join(WORDS[i % len(WORDS)] for i in range(300))
+    chunks = split_long(text, vocabs.src, 40)
+    assert all(0 < len(c) <= 40 for c in chunks)
+    assert sum(chunks, []) == [i for w in text.split() for i in vocabs.src.encode([w])[0]]
+    assert vocabs.src.decode(chunks) and " ".join(vocabs.src.decode(chunks)) == text
+    giant = "k" * 300  # one word longer than the limit is cut inside the word
+    assert all(len(c) <= 40 for c in split_long(giant, vocabs.src, 40))
+
+
+def test_stdin_stdout_and_errors(model_dir, tmp_path):
+    script = [sys.executable, str(ROOT / "scripts" / "translate.py"), "--quiet"]
+    res = subprocess.run(script + ["--checkpoint", str(model_dir)], input=b"ka lo\n\nmi",
+                         capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count(b"\n") == 3 and res.stdout.split(b"\n")[1] == b""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ka lo\nmi \xff\xfe ne\n")
+    res = subprocess.run(script + ["--checkpoint", str(model_dir), "--input", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr == f"error: {bad}:2: invalid UTF-8 at byte 3\n"
+    res = subprocess.run(script + ["--checkpoint", str(tmp_path / "missing")],
+                         input="ka\n", capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "missing" in res.stderr
+
+
+def test_corrupt_checkpoint_is_one_clear_error(model_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in model_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "best.pt").write_bytes((model_dir / "best.pt").read_bytes()[:1000])
+    src = tmp_path / "in.txt"
+    src.write_text("ka\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    out.write_text("previous\n", encoding="utf-8")
+    assert main(["--checkpoint", str(broken), "--input", str(src), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "best.pt" in err and err.count("\n") == 1
+    assert out.read_text(encoding="utf-8") == "previous\n"  # untouched on failure
