@@ -41,7 +41,8 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
-        raise NmtError(f"{path}: corrupt or unreadable checkpoint ({str(e).splitlines()[0]})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NmtError(f"{path}: corrupt or unreadable checkpoint ({reason})") from None
     if not isinstance(obj, dict) or "model" not in obj:
         raise NmtError(f"{path}: not an nmt checkpoint")
     return obj

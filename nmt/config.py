@@ -47,7 +47,7 @@ class DataConfig:
     src_key: str | None = None
     tgt_key: str | None = None
     train_split: str = "train"
-    dev_split: str = "val"
+    dev_split: str = "validation"
     test_splits: tuple[str, ...] = ()
     max_src_len: int = 100  # subword tokens, training pairs only
     max_tgt_len: int = 100
@@ -112,7 +112,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 1
-    batch_tokens: int = 2048  # target tokens per batch (padding included)
+    batch_tokens: int = 2048  # padded tokens per batch, on the longer side
     max_epochs: int = 30
     max_steps: int | None = None
     max_time: float | None = None  # seconds of training in this run
@@ -128,7 +128,6 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps between `last.pt` saves (resume points)
     log_every: int = 50
     num_threads: int | None = None  # torch intra-op threads; None: torch default
-    bucket_size: int = 100  # batches per length-sorted bucket window
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def _load_tsv(cfg: DataConfig, split: str) -> datasets.Dataset:
     file = _find_file(Path(cfg.path), f"{split}.tsv")
     src, tgt = [], []
     for i, line in enumerate(read_lines(file), start=1):
-        fields = line.split("\t")
+        fields = line.split("\t") if line else ["", ""]  # a blank line is an empty pair
         if len(fields) != 2:
             raise NmtError(f"{file}:{i}: expected 2 tab-separated fields, found {len(fields)}")
         src.append(fields[0])
@@ -280,8 +280,8 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
     """Length-bucketed batches for one epoch, deterministic in (seed, epoch).
 
     Examples are sorted by target then source length (random tie-breaking), cut into batches
-    of at most `batch_tokens` padded target tokens (at least one example each), and the
-    batch order is shuffled. Lengths include the EOS/BOS token each side gets.
+    of at most `batch_tokens` padded tokens on either side (count * longest; at least one
+    example each), and the batch order is shuffled. Lengths include the EOS/BOS token.
     """
     rng = np.random.default_rng([seed, epoch])
     order = np.lexsort((rng.random(len(src_lens)), src_lens, tgt_lens))

@@ -121,7 +121,8 @@ class Decoder(nn.Module):
         hs.append(h)
         cs.append(c)
         for layer in range(1, self.num_layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
+            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
             b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
             x = F.dropout(h, self.rnn.dropout, self.training)
             h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[layer], w_hh), state.c[layer])
@@ -165,8 +166,9 @@ class Decoder(nn.Module):
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
             return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1))), attn
         outs, attns = [], []
-        for t in range(tgt_in.size(1)):
-            step = self.step(emb[:, t], x_gates[:, t], state, memory)
+        # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step
+        for emb_t, gates_t in zip(emb.unbind(1), x_gates.unbind(1), strict=True):
+            step = self.step(emb_t, gates_t, state, memory)
             state = step.state
             outs.append(step.out)
             attns.append(step.attn)

@@ -1,11 +1,9 @@
-"""A generated English→German demo corpus with gold word alignments.
+"""A generated English→German demo corpus with gold word alignments, all from a seeded grammar.
 
-Every sentence comes from a small seeded grammar, none is copied from anywhere. It covers
-spelled-out numbers 1..99 (German puts units before tens), dates ("on march 3" → "am 3. März"),
+It covers numbers 1..99 (German puts units before tens), dates ("on march 3" → "am 3. März"),
 verb-second after a fronted time phrase, verb-final subordinate clauses, clause-final
-participles and infinitives (perfect, future), yes/no questions, and German article and
-adjective endings for gender and case. Everything is lower case except German nouns.
-Alignments are (source index, target index) pairs over whitespace words, source = English.
+participles and infinitives, yes/no questions, and German article and adjective endings.
+All words are lower case except German nouns. Alignments are (English, German) word indices.
 """
 
 from __future__ import annotations
@@ -51,7 +49,7 @@ class Noun:
     gender: str
     de: str
     de_pl: str
-    kind: str  # "h" human, "a" animal, "t" thing
+    kind: str  # "h" human, "a" animal, "t" thing, "b" big thing
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class Verb:
     past: tuple[str, ...]
     pp: str = ""
     subj: str = "h"  # "h": human subjects only; "a": humans or animals
-    obj: str = "*"  # "*": any object; "t": things and animals only
+    obj: str = "*"  # "*": any object; "t": no humans; "s": no big things
 
 
 def _verbs(table: str) -> tuple[Verb, ...]:
@@ -82,9 +80,9 @@ girl girls n Mädchen Mädchen h | friend friends m Freund Freunde h
 sister sisters f Schwester Schwestern h | dog dogs m Hund Hunde a
 cat cats f Katze Katzen a | horse horses n Pferd Pferde a
 bird birds m Vogel Vögel a | apple apples m Apfel Äpfel t
-book books n Buch Bücher t | car cars n Auto Autos t
+book books n Buch Bücher t | car cars n Auto Autos b
 flower flowers f Blume Blumen t | table tables m Tisch Tische t
-house houses n Haus Häuser t | picture pictures n Bild Bilder t
+house houses n Haus Häuser b | picture pictures n Bild Bilder t
 bag bags f Tasche Taschen t | ball balls m Ball Bälle t
 """.replace("\n", "|").strip("|").split("|"))
 VERBS = _verbs("""
@@ -92,11 +90,11 @@ buy buys bought bought|kaufe kaufst kauft kaufen|kaufte kauftest kaufte kauften|
 see sees saw seen|sehe siehst sieht sehen|sah sahst sah sahen|gesehen|a*
 find finds found found|finde findest findet finden|fand fandest fand fanden|gefunden|a*
 need needs needed needed|brauche brauchst braucht brauchen|brauchte brauchtest brauchte brauchten|gebraucht|a*
-carry carries carried carried|trage trägst trägt tragen|trug trugst trug trugen|getragen|h*
+carry carries carried carried|trage trägst trägt tragen|trug trugst trug trugen|getragen|hs
 paint paints painted painted|male malst malt malen|malte maltest malte malten|gemalt|h*
 sell sells sold sold|verkaufe verkaufst verkauft verkaufen|verkaufte verkauftest verkaufte verkauften|verkauft|ht
 like likes liked liked|mag magst mag mögen|mochte mochtest mochte mochten|gemocht|a*
-hold holds held held|halte hältst hält halten|hielt hieltest hielt hielten|gehalten|h*
+hold holds held held|halte hältst hält halten|hielt hieltest hielt hielten|gehalten|hs
 wash washes washed washed|wasche wäschst wäscht waschen|wusch wuschest wusch wuschen|gewaschen|h*
 count counts counted counted|zähle zählst zählt zählen|zählte zähltest zählte zählten|gezählt|h*
 """)  # noqa: E501
@@ -108,8 +106,8 @@ hope hopes hoped|hoffe hoffst hofft hoffen|hoffte hofftest hoffte hofften
 """)
 # English, German, the noun kinds it may describe.
 ADJECTIVES = tuple(tuple(a.split(":")) for a in (
-    "red:rot:t green:grün:t cheap:billig:t big:groß:hat small:klein:hat old:alt:hat new:neu:hat "
-    "beautiful:schön:hat").split())
+    "red:rot:tb green:grün:tb cheap:billig:tb big:groß:hatb small:klein:hatb old:alt:hatb "
+    "new:neu:hatb beautiful:schön:hatb").split())
 # English, German, person: 0=1sg 1=2sg 2=3sg 3=1pl 4=3pl ("you" is always singular "du").
 PRONOUNS = (("i", "ich", 0), ("you", "du", 1), ("he", "er", 2), ("she", "sie", 2),
             ("we", "wir", 3), ("they", "sie", 4))
@@ -191,7 +189,8 @@ class _Grammar:
         self.next_key += 1
         return self.next_key
 
-    def same(self, en: list[str], de: list[str], links: str) -> tuple[list[Tok], list[Tok]]:
+    def linked(self, en: list[str], de: list[str], links: str) -> tuple[list[Tok], list[Tok]]:
+        """Tokens for a fixed phrase; links maps each English word to one German word."""
         keys = [self.key() for _ in de]
         de_of = dict(parse_pharaoh(links))
         return [(w, keys[de_of[i]]) for i, w in enumerate(en)], list(zip(de, keys, strict=True))
@@ -202,8 +201,6 @@ class _Grammar:
         if isinstance(det, int):
             plural = det > 1
         slot = "pl" if plural else noun.gender
-        en: list[Tok] = []
-        de: list[Tok] = []
         if det == "the":
             de_det = _DEF[case][slot]
             adj_end = "en" if plural or (case == "acc" and slot == "m") else "e"
@@ -214,20 +211,15 @@ class _Grammar:
         else:
             de_det, adj_end = (number_to_german(det) if isinstance(det, int) else ""), "e"
         en_det = number_to_english(det) if isinstance(det, int) else det
-        if de_det:
-            k = self.key()
-            en.append((en_det, k))
-            de.append((de_det, k))
+        words = [(en_det, de_det)] if de_det else []
         if adj is not None:
-            k = self.key()
-            en.append((adj, k))
-            de.append((_ADJ_DE[adj] + adj_end, k))
-        k = self.key()
-        en.append((noun.en_pl if plural else noun.en, k))
-        de.append((noun.de_pl if plural else noun.de, k))
-        if det == "a" and en[1][0][0] in "aeiou":
-            en[0] = ("an", en[0][1])
-        return en, de
+            words.append((adj, _ADJ_DE[adj] + adj_end))
+        words.append((noun.en_pl, noun.de_pl) if plural else (noun.en, noun.de))
+        if det == "a" and words[1][0][0] in "aeiou":
+            words[0] = ("an", de_det)
+        keys = [self.key() for _ in words]
+        return ([(e, k) for (e, _), k in zip(words, keys, strict=True)],
+                [(d, k) for (_, d), k in zip(words, keys, strict=True)])
 
     def random_np(self, kinds: str, case: str) -> tuple[list[Tok], list[Tok], int]:
         rng = self.rng
@@ -270,56 +262,49 @@ class _Grammar:
         if self.rng.random() < 0.3:
             month, day = self.rng.randint(1, 12), self.rng.randint(1, 28)
             en, de = date_to_english(month, day).split(), date_to_german(month, day).split()
-            return *self.same(en, de, "0-0 1-2 2-1"), ["past", "future"]
+            return *self.linked(en, de, "0-0 1-2 2-1"), ["past", "future"]
         en_s, de_s, links, tenses = self.rng.choice(TIMES)
-        return *self.same(en_s.split(), de_s.split(), links), tenses.split()
+        return *self.linked(en_s.split(), de_s.split(), links), tenses.split()
 
-    def clause(self, tenses: list[str], question: bool = False) -> dict[str, list[Tok]]:
-        """Subject, verb parts and object of one clause, keyed by role."""
+    def clause(self, tenses: list[str], question: bool = False,
+               t_de: list[Tok] | None = None) -> dict[str, list[Tok]]:
+        """One clause in each word order it is used in; t_de goes in the German middle field."""
         v = self.rng.choice(VERBS)
         s_en, s_de, person = self.subject("ha" if v.subj == "a" else "h")
-        o_en, o_de, _ = self.random_np("at" if v.obj == "t" else "hat", "acc")
+        o_en, o_de, _ = self.random_np({"*": "hatb", "t": "atb", "s": "hat"}[v.obj], "acc")
         aux, main, fin, rest = self.verb(v, self.rng.choice(tenses), person, question)
-        return {"s_en": s_en, "s_de": s_de, "aux": aux, "main": main, "fin": fin,
-                "rest": rest, "o_en": o_en, "o_de": o_de}
+        t_de = t_de or []
+        return {"en": s_en + aux + main + o_en, "de": s_de + fin + t_de + o_de + rest,
+                "en_q": aux + s_en + main + o_en, "de_q": fin + s_de + o_de + rest,
+                "de_v2": t_de + fin + s_de + o_de + rest, "de_sub": s_de + o_de + rest + fin}
 
     def sentence(self) -> tuple[list[Tok], list[Tok]]:
-        rng = self.rng
-        k = self.key()
+        rng, k = self.rng, self.key()
         dot = [(".", k)]
         kind = rng.choices(["main", "question", "that", "because"], [9, 3, 4, 4])[0]
-        all_tenses = ["present", "past", "perfect", "future"]
+        tenses = ["present", "past", "perfect", "future"]
         if kind == "question":
-            c = self.clause(all_tenses, question=True)
-            return (c["aux"] + c["s_en"] + c["main"] + c["o_en"] + [("?", k)],
-                    c["fin"] + c["s_de"] + c["o_de"] + c["rest"] + [("?", k)])
-        if kind == "main":
-            if rng.random() < 0.4:
-                c = self.clause(all_tenses)
-                return (c["s_en"] + c["aux"] + c["main"] + c["o_en"] + dot,
-                        c["s_de"] + c["fin"] + c["o_de"] + c["rest"] + dot)
-            t_en, t_de, tenses = self.time()
+            c = self.clause(tenses, question=True)
+            return c["en_q"] + [("?", k)], c["de_q"] + [("?", k)]
+        if kind == "main" and rng.random() < 0.4:
             c = self.clause(tenses)
-            core = c["s_en"] + c["aux"] + c["main"] + c["o_en"]
+            return c["en"] + dot, c["de"] + dot
+        if kind == "main":
+            t_en, t_de, tenses = self.time()
+            c = self.clause(tenses, t_de=t_de)
             if rng.random() < 0.5:  # fronted time: German verb-second
-                return (t_en + core + dot,
-                        t_de + c["fin"] + c["s_de"] + c["o_de"] + c["rest"] + dot)
-            return (core + t_en + dot,
-                    c["s_de"] + c["fin"] + t_de + c["o_de"] + c["rest"] + dot)
-        sub = self.clause(all_tenses)
-        sub_de = sub["s_de"] + sub["o_de"] + sub["rest"] + sub["fin"]
-        sub_en = sub["s_en"] + sub["aux"] + sub["main"] + sub["o_en"]
-        kc = self.key()
+                return t_en + c["en"] + dot, c["de_v2"] + dot
+            return c["en"] + t_en + dot, c["de"] + dot
+        sub, kc = self.clause(tenses), self.key()
         if kind == "that":
             s_en, s_de, person = self.subject("h")
             say = rng.choice(SAY_VERBS)
             _, main, fin, _ = self.verb(say, rng.choice(["present", "past"]), person, False)
-            return (s_en + main + [("that", kc)] + sub_en + dot,
-                    s_de + fin + [(",", kc), ("dass", kc)] + sub_de + dot)
-        c = self.clause(all_tenses)
-        return (c["s_en"] + c["aux"] + c["main"] + c["o_en"] + [("because", kc)] + sub_en + dot,
-                c["s_de"] + c["fin"] + c["o_de"] + c["rest"] + [(",", kc), ("weil", kc)]
-                + sub_de + dot)
+            return (s_en + main + [("that", kc)] + sub["en"] + dot,
+                    s_de + fin + [(",", kc), ("dass", kc)] + sub["de_sub"] + dot)
+        c = self.clause(tenses)
+        return (c["en"] + [("because", kc)] + sub["en"] + dot,
+                c["de"] + [(",", kc), ("weil", kc)] + sub["de_sub"] + dot)
 
 
 def _to_pair(en: list[Tok], de: list[Tok]) -> DemoPair:
@@ -341,6 +326,8 @@ def noun_phrase(noun: str, det: str | int = "the", *, plural: bool = False,
     found = [n for n in NOUNS if n.en == noun]
     if not found or case not in _DEF or (adj is not None and adj not in _ADJ_DE):
         raise ValueError(f"unknown noun, adjective or case: {noun!r}, {adj!r}, {case!r}")
+    if det not in ("the", "a", "my", "your", "") and not isinstance(det, int):
+        raise ValueError(f"unknown determiner: {det!r}")
     if (det == "a" and plural) or (det == "" and not plural):
         raise ValueError(f"determiner {det!r} does not go with plural={plural}")
     en, de = _Grammar(random.Random(0)).noun_phrase(found[0], det, plural, adj, case)

@@ -43,6 +43,7 @@ class Encoder(nn.Module):
         packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h, c) = self.rnn(packed)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, 2H)
-        mask = torch.arange(S, device=src.device).unsqueeze(0) < src_lengths.to(src.device).unsqueeze(1)
+        lengths = src_lengths.to(src.device).unsqueeze(1)
+        mask = torch.arange(S, device=src.device).unsqueeze(0) < lengths  # (B, S)
         L, H = self.num_layers, self.hidden_size
         return EncoderOutput(self.dropout(states), mask, h.view(L, 2, B, H), c.view(L, 2, B, H))

@@ -112,6 +112,12 @@ def test_noun_phrase_agreement(noun, det, kw, en, de):
     assert noun_phrase(noun, det, **kw) == (en, de)
 
 
+@pytest.mark.parametrize(("det", "plural"), [("an", False), ("a", True), ("", False), (100, True)])
+def test_noun_phrase_rejects_bad_determiners(det, plural):
+    with pytest.raises(ValueError):
+        noun_phrase("apple", det, plural=plural)
+
+
 def test_dates():
     assert date_to_english(3, 3) == "on march 3"
     assert date_to_german(3, 3) == "am 3. März"

@@ -11,8 +11,8 @@ import pytest
 from nmt.checkpoint import load_model
 from nmt.commands.translate import main
 from nmt.config import DecodeConfig
-from nmt.translator import Translator, split_long
 from nmt.train import train
+from nmt.translator import Translator, split_long
 from tests.helpers import WORDS, toy_config, write_toy_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

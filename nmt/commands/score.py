@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     hyp_name = "<stdin>" if args.hyp == "-" else args.hyp
     hyps = read_lines(None, sys.stdin.buffer) if args.hyp == "-" else read_lines(args.hyp)
     refs = [read_lines(path) for path in args.refs]
-    for path, lines in zip(args.refs, refs):
+    for path, lines in zip(args.refs, refs, strict=True):
         if len(lines) != len(hyps):
             raise NmtError(
                 f"line count mismatch: {hyp_name} has {len(hyps)} lines, "
