@@ -84,7 +84,7 @@ class Trainer:
 
     def log(self, msg: str) -> None:
         with open(self.model_dir / "train.log", "a", encoding="utf-8") as f:
-            f.write(msg + "\n")
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
         if not self.quiet:
             tqdm.write(msg, file=sys.stderr)
 

@@ -17,7 +17,14 @@ from tqdm import tqdm
 from nmt.config import DecodeConfig
 from nmt.data import encode_sources
 from nmt.model import Seq2Seq
-from nmt.search import Hypothesis, greedy
+from nmt.processors import LengthPenalty
+from nmt.search import (
+    DEFAULT_LENGTH_PENALTY,
+    Hypothesis,
+    beam_search,
+    check_beam_options,
+    greedy,
+)
 from nmt.vocab import EOS_ID, SubwordVocab
 
 Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
@@ -27,6 +34,29 @@ def greedy_search(cfg: DecodeConfig) -> Search:
     def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
         return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
                       max_len_offset=cfg.max_len_offset)
+
+    return search
+
+
+def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
+                   length_penalty: LengthPenalty | str = DEFAULT_LENGTH_PENALTY,
+                   coverage_penalty: float = 0.0) -> Search:
+    """Beam search as a `Search`: the best hypothesis per sentence.
+
+    With n_best > 1 the runners-up travel on the best one's `alternatives` (best first), so
+    `decode_ids` and `Translator` keep one hypothesis per sentence. Options are checked here,
+    before any decoding.
+    """
+    check_beam_options(beam_size, n_best, coverage=coverage_penalty)
+    penalty = LengthPenalty.parse(length_penalty)
+
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        nbest = beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best,
+                            max_len_ratio=cfg.max_len_ratio, max_len_offset=cfg.max_len_offset,
+                            length_penalty=penalty, coverage_penalty=coverage_penalty)
+        for hyps in nbest:
+            hyps[0].alternatives = hyps[1:]
+        return [hyps[0] for hyps in nbest]
 
     return search
 
