@@ -132,7 +132,17 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
+    """Decoding for translation (validation during training is always greedy).
+
+    beam_size 1 is greedy search. length_penalty: "none", "average" or "gnmt:<alpha>";
+    coverage_penalty: GNMT's beta (0 = off).
+    """
+
     batch_size: int = 64  # sentences
+    beam_size: int = 5
+    length_penalty: str = "gnmt:0.6"
+    coverage_penalty: float = 0.0
+    ban_unk: bool = False
     max_len_ratio: float = 2.0  # max output tokens = ratio * source tokens + max_len_offset
     max_len_offset: int = 10
     max_input_tokens: int = 200  # longer source lines are split into chunks (see translate)
@@ -233,9 +243,27 @@ def validate(cfg: Config) -> Config:
         raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
     if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
         raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
+    d = cfg.decode
+    if d.beam_size < 1 or d.batch_size < 1 or d.max_input_tokens < 1:
+        raise NmtError("decode.beam_size, decode.batch_size, decode.max_input_tokens: must be >= 1")
+    if d.coverage_penalty < 0:
+        raise NmtError(f"decode.coverage_penalty: {d.coverage_penalty} must be >= 0")
+    lp = d.length_penalty.split(":")
+    if not (lp[0] in ("none", "average") and len(lp) == 1 or lp[0] == "gnmt" and len(lp) == 2
+            and _is_float(lp[1])):
+        raise NmtError(f"decode.length_penalty: '{d.length_penalty}' is not none, average or "
+                       "gnmt:<alpha>")
     if cfg.train.batch_tokens < 1:
         raise NmtError("train.batch_tokens: must be >= 1")
     return cfg
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def from_dict(values: dict[str, Any]) -> Config:

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
         hyps = [t.text for t in translator.translate(src)]
         with atomic_open(out / f"{split}.hyp.{cfg.data.tgt_lang}") as f:
             f.write("".join(h + "\n" for h in hyps))
+        search = f"beam {cfg.decode.beam_size}" if cfg.decode.beam_size > 1 else "greedy"
         for score in corpus_scores(hyps, [ref], metrics=("bleu", "chrf")):
-            print(f"{split}: {format_score(score)}")
+            print(f"{split} ({search}): {format_score(score)}")
 
     sample_src = out / f"sample.{cfg.data.src_lang}"
     with atomic_open(sample_src) as f:

@@ -38,9 +38,17 @@ def greedy_search(cfg: DecodeConfig) -> Search:
     return search
 
 
+def make_search(cfg: DecodeConfig, n_best: int = 1) -> Search:
+    """The search `cfg` asks for: greedy for beam size 1 (and one hypothesis), else beam."""
+    if cfg.beam_size == 1 and n_best == 1:
+        return greedy_search(cfg)
+    return beam_search_fn(cfg, cfg.beam_size, n_best, cfg.length_penalty, cfg.coverage_penalty,
+                          cfg.ban_unk)
+
+
 def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
                    length_penalty: LengthPenalty | str = DEFAULT_LENGTH_PENALTY,
-                   coverage_penalty: float = 0.0) -> Search:
+                   coverage_penalty: float = 0.0, ban_unk: bool = False) -> Search:
     """Beam search as a `Search`: the best hypothesis per sentence.
 
     With n_best > 1 the runners-up travel on the best one's `alternatives` (best first), so
@@ -53,7 +61,8 @@ def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
     def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
         nbest = beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best,
                             max_len_ratio=cfg.max_len_ratio, max_len_offset=cfg.max_len_offset,
-                            length_penalty=penalty, coverage_penalty=coverage_penalty)
+                            length_penalty=penalty, coverage_penalty=coverage_penalty,
+                            ban_unk=ban_unk)
         for hyps in nbest:
             hyps[0].alternatives = hyps[1:]
         return [hyps[0] for hyps in nbest]
@@ -111,7 +120,7 @@ class Translator:
                  cfg: DecodeConfig, search: Search | None = None, device: str = "cpu"):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         self.cfg, self.device = cfg, device
-        self.search = search or greedy_search(cfg)
+        self.search = search or make_search(cfg)
 
     def translate(self, lines: list[str], progress: bool = False,
                   on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
@@ -132,6 +141,21 @@ class Translator:
         for n, hyp in zip(owner, hyps, strict=True):
             per_line[n].append(hyp)
         return [Translation(self.detok(h), h) for h in per_line]
+
+    def nbest(self, translation: Translation) -> list[tuple[str, float]]:
+        """(text, score) of the n-best list, best first (needs a search made with n_best > 1).
+
+        A line translated in several chunks gets, as its k-th entry, the k-th entries of its
+        chunks joined (a chunk's best when it has fewer), scored by their sum.
+        """
+        if not translation.hyps:
+            return [("", 0.0)]
+        lists = [[h] + h.alternatives for h in translation.hyps]
+        out = []
+        for k in range(max(len(x) for x in lists)):
+            chosen = [x[min(k, len(x) - 1)] for x in lists]
+            out.append((self.detok(chosen), sum(h.score for h in chosen)))
+        return out
 
     def detok(self, hyps: list[Hypothesis]) -> str:
         texts = self.tgt_vocab.decode([[t for t in h.tokens if t != EOS_ID] for h in hyps])

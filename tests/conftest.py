@@ -11,11 +11,18 @@ import os
 import shutil
 import tempfile
 
+import torch
+
 _HF_TMP = tempfile.mkdtemp(prefix="nmt-tests-hf-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_HF_TMP, "home")
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_TMP, "datasets")
+
+
+# Tests use tiny models: one thread avoids OpenMP oversubscription, which on a busy 2-core
+# machine makes small ops many times slower.
+torch.set_num_threads(1)
 
 
 def pytest_unconfigure(config) -> None:

@@ -98,3 +98,39 @@ def test_corrupt_checkpoint_is_one_clear_error(model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "best.pt" in err and err.count("\n") == 1
     assert out.read_text(encoding="utf-8") == "previous\n"  # untouched on failure
+
+
+def test_nbest_outputs_keep_line_ids(model_dir, tmp_path, capsys):
+    import json
+
+    src = tmp_path / "in.txt"
+    src.write_text("ka lo mi\n\nsu ta ri\n", encoding="utf-8")
+    args = ["--checkpoint", str(model_dir), "--input", str(src), "--quiet", "--beam", "4"]
+    assert main(args + ["--nbest", "3"]) == 0
+    rows = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
+    assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 2, 2, 2]
+    scores = [float(r[2]) for r in rows if r[0] == "0"]
+    assert scores == sorted(scores, reverse=True) and rows[3][1] == ""
+    assert main(args + ["--nbest", "2", "--format", "jsonl"]) == 0
+    objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["line"] for o in objs] == [0, 1, 2]
+    assert len(objs[0]["hyps"]) == 2 and objs[1]["hyps"] == [{"text": "", "score": 0.0}]
+    assert main(args + ["--nbest", "5"]) == 2
+    assert "--nbest 5: must be between 1 and the beam size (4)" in capsys.readouterr().err
+    assert main(args + ["--length-penalty", "gnmt"]) == 2
+    assert "decode.length_penalty" in capsys.readouterr().err
+
+
+def test_beam_one_is_greedy_and_beam_translates_every_line(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    lines = ["ka lo mi", "su ta ri po", "", "ve"]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outs = {}
+    for beam in ("1", "5"):
+        assert main(["--checkpoint", str(model_dir), "--input", str(src), "--quiet",
+                     "--beam", beam]) == 0
+        outs[beam] = capsys.readouterr().out.split("\n")
+        assert len(outs[beam]) == len(lines) + 1 and outs[beam][2] == ""
+    model, cfg, vocabs = load_model(model_dir)
+    greedy = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(beam_size=1)).translate(lines)
+    assert [t.text for t in greedy] == outs["1"][:-1]

@@ -1,0 +1,131 @@
+"""BLEU benchmark: (train,) tune decoding on the dev set, decode every test set, score, record.
+
+For a config naming a corpus and a direction it
+- trains into the model directory (or resumes / reuses what is there);
+- picks the length penalty for beam search on the dev split only (cased BLEU);
+- decodes each test split with greedy search and with beam search, timing both;
+- scores each with sacreBLEU: BLEU cased, BLEU lowercased, chrF, every value with its
+  signature;
+- writes `{name}.json` and the detokenized hypotheses `{name}.{split}.{greedy,beam}.txt`
+  into the output folder, so anyone can rescore them with the `sacrebleu` command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from nmt import checkpoint
+from nmt.checkpoint import load_model
+from nmt.config import Config
+from nmt.data import clean, load_split
+from nmt.io import atomic_open
+from nmt.metrics import corpus_scores
+from nmt.translator import Translator, make_search
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_info() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or "unknown",
+            "cpu_count": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def load_pairs(cfg: Config, split: str) -> tuple[list[str], list[str]]:
+    """Raw source and reference lines of a split, pairs with an empty side removed."""
+    ds, _ = clean(load_split(cfg.data, split), split)
+    return ds["src"], ds["tgt"]
+
+
+def decode_split(translator: Translator, src: list[str]) -> tuple[list[str], dict]:
+    start = time.perf_counter()
+    results = translator.translate(src)
+    seconds = time.perf_counter() - start
+    hyps = [r.text for r in results]
+    n_tokens = sum(len(h.tokens) + 1 for r in results for h in r.hyps)  # EOS included
+    return hyps, {"seconds": round(seconds, 2), "sents_per_s": round(len(src) / seconds, 1),
+                  "tgt_tokens_per_s": round(n_tokens / seconds, 1)}
+
+
+def score_all(hyps: list[str], refs: list[str]) -> dict:
+    cased = corpus_scores(hyps, [refs], metrics=("bleu", "chrf"))
+    lower = corpus_scores(hyps, [refs], lowercase=True, metrics=("bleu",))
+    return {"bleu": cased[0].to_dict(), "bleu_lc": lower[0].to_dict(), "chrf": cased[1].to_dict()}
+
+
+def tune_length_penalty(model, vocabs, cfg: Config, beam: int, candidates: list[str]):
+    """The length penalty with the best cased dev BLEU (ties: the earlier candidate)."""
+    src, refs = load_pairs(cfg, cfg.data.dev_split)
+    results = {}
+    for lp in candidates:
+        decode = dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)
+        translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+        hyps, _ = decode_split(translator, src)
+        results[lp] = corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+    best = max(candidates, key=lambda lp: results[lp])
+    return best, results
+
+
+def train_info(model_dir: Path) -> dict:
+    """What the model directory's last checkpoint says about its training."""
+    st = checkpoint.load(model_dir / "last.pt")["train_state"]
+    return {"steps": st["step"], "epochs": round(st["epoch"] + st["batch_in_epoch"] / 1e9, 3),
+            "wall_seconds": round(st["train_seconds"], 1), "best_dev_bleu": st["best_bleu"],
+            "best_step": st["best_step"], "stopped": st["stopped"]}
+
+
+def run_benchmark(model_dir: Path, out_dir: Path, name: str, beam: int,
+                  length_penalties: list[str], train_info: dict, log=print) -> dict:
+    model, cfg, vocabs = load_model(model_dir)
+    lp, dev_bleu = tune_length_penalty(model, vocabs, cfg, beam, length_penalties)
+    log(f"dev BLEU by length penalty (beam {beam}): {dev_bleu}; chosen {lp}")
+    modes = {"greedy": dataclasses.replace(cfg.decode, beam_size=1),
+             "beam": dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)}
+    record = {"name": name, "model_dir": str(model_dir), "commit": git_commit(),
+              "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
+              "data": {"path": cfg.data.path, "src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
+              "train": train_info, "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
+              "dev_tuning": {"beam": beam, "bleu_by_length_penalty": dev_bleu, "chosen": lp},
+              "test": {}}
+    for split in cfg.data.test_splits:
+        src, refs = load_pairs(cfg, split)
+        record["test"][split] = {"n": len(src)}
+        for mode, decode in modes.items():
+            translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+            hyps, speed = decode_split(translator, src)
+            with atomic_open(out_dir / f"{name}.{split}.{mode}.txt") as f:
+                f.write("".join(h + "\n" for h in hyps))
+            entry = {**score_all(hyps, refs), "speed": speed}
+            record["test"][split][mode] = entry
+            log(f"{split} {mode}: BLEU {entry['bleu']['value']:.2f} "
+                f"(lc {entry['bleu_lc']['value']:.2f}) chrF {entry['chrf']['value']:.2f} "
+                f"{speed['sents_per_s']} sents/s")
+    with atomic_open(out_dir / f"{name}.json") as f:
+        json.dump(record, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return record
+
+
+def summary_rows(record: dict) -> list[str]:
+    """Markdown table rows: split, mode, BLEU, BLEU lc, chrF, sents/s."""
+    rows = []
+    for split, res in record["test"].items():
+        for mode in ("greedy", "beam"):
+            r = res[mode]
+            rows.append(f"| {split} | {mode} | {r['bleu']['value']:.2f} | "
+                        f"{r['bleu_lc']['value']:.2f} | {r['chrf']['value']:.2f} | "
+                        f"{r['speed']['sents_per_s']} |")
+    return rows

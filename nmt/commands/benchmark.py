@@ -1,0 +1,50 @@
+"""`bleu_benchmark --config FILE --model-dir DIR --name NAME`: train, tune on dev, score tests."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nmt.commands import run_guarded
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config to train with (omit to only "
+                        "evaluate an existing model directory)")
+    parser.add_argument("--model-dir", required=True, metavar="DIR")
+    parser.add_argument("--name", required=True, help="results name, e.g. multi30k-en-de")
+    parser.add_argument("--out", default="data/benchmarks", metavar="DIR")
+    parser.add_argument("--beam", type=int, default=5, metavar="K")
+    parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0",
+                        help="candidates tried on the dev split (comma-separated)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmt.benchmark import run_benchmark, summary_rows, train_info
+    from nmt.config import load_config
+    from nmt.errors import NmtError
+    from nmt.train import train
+
+    model_dir = Path(args.model_dir)
+    if args.config:
+        resume = (model_dir / "last.pt").is_file()
+        cfg = None if resume else load_config(args.config, args.set)
+        train(cfg, model_dir, resume=resume, quiet=args.quiet)
+    elif not (model_dir / "last.pt").is_file():
+        raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
+    if args.beam < 1:
+        raise NmtError("--beam: must be >= 1")
+    record = run_benchmark(model_dir, Path(args.out), args.name, args.beam,
+                           args.length_penalties.split(","), train_info(model_dir))
+    print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(summary_rows(record)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bleu_benchmark", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_guarded(run, parser.parse_args(argv))
