@@ -82,7 +82,7 @@ def tune_length_penalty(model, vocabs, cfg: Config, beam: int, candidates: list[
 def train_info(model_dir: Path) -> dict:
     """What the model directory's last checkpoint says about its training."""
     st = checkpoint.load(model_dir / "last.pt")["train_state"]
-    return {"steps": st["step"], "epochs": round(st["epoch"] + st["batch_in_epoch"] / 1e9, 3),
+    return {"steps": st["step"], "epochs_done": st["epoch"],
             "wall_seconds": round(st["train_seconds"], 1), "best_dev_bleu": st["best_bleu"],
             "best_step": st["best_step"], "stopped": st["stopped"]}
 

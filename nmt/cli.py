@@ -1,4 +1,4 @@
-"""The `nmt` command: `nmt train|translate|score ...`."""
+"""The `nmt` command: `nmt train|translate|score|align|align-score ...`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ COMMANDS = {
     "train": "train a model from a config (or resume one)",
     "translate": "translate a text file with a trained model",
     "score": "BLEU, chrF and TER of a hypothesis file, with sacrebleu signatures",
+    "align": "word alignments from attention: JSON lines, Pharaoh, npz, HTML report",
+    "align-score": "precision, recall and AER of Pharaoh alignments against a reference",
 }
 
 
@@ -19,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, help_text in COMMANDS.items():
-        modules[name] = importlib.import_module(f"nmt.commands.{name}")
+        modules[name] = importlib.import_module(f"nmt.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=help_text, description=modules[name].__doc__)
         modules[name].add_arguments(p)
     args = parser.parse_args(argv)

@@ -77,6 +77,7 @@ class Trainer:
             self.optimizer, mode="max", factor=tc.lr_decay, patience=tc.lr_patience,
             min_lr=tc.min_lr)
         self.state = TrainState()
+        self.epoch_len = 0  # batches in the current epoch
         self.log(f"model: {count_parameters(self.model):,} parameters, "
                  f"{len(train_ds):,} training pairs, {len(self.dev_refs):,} dev pairs")
 
@@ -145,9 +146,10 @@ class Trainer:
             st.bad_validations += 1
         self.scheduler.step(score.value)
         lr = self.optimizer.param_groups[0]["lr"]
-        st.history.append({"step": st.step, "epoch": st.epoch + 1, "dev_bleu": score.value,
+        epochs = st.epoch + st.batch_in_epoch / max(self.epoch_len, 1)
+        st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": score.value,
                            "lr": lr, "train_seconds": round(st.train_seconds, 1)})
-        self.log(f"validation: step {st.step} epoch {st.epoch + 1} dev {score.text} "
+        self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
                  f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
         if st.bad_validations >= self.cfg.train.patience:
             st.early_stop = f"early stopping: no dev BLEU gain in {st.bad_validations} validations"
@@ -175,6 +177,7 @@ class Trainer:
         run_start, seconds_before = time.perf_counter(), st.train_seconds
         while not self.budget_left():
             batches = self.batches.epoch_batches(st.epoch)
+            self.epoch_len = len(batches)
             bar = tqdm(total=len(batches), initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
                        unit="batch", disable=self.quiet or None, leave=False, file=sys.stderr)
             window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from nmt.alignment import replace_unks
 from nmt.config import DecodeConfig
 from nmt.data import encode_sources
 from nmt.model import Seq2Seq
@@ -156,6 +157,11 @@ class Translator:
             chosen = [x[min(k, len(x) - 1)] for x in lists]
             out.append((self.detok(chosen), sum(h.score for h in chosen)))
         return out
+
+    def replace_unk(self, line: str, translation: Translation) -> str:
+        """`translation.text` with each UNK replaced by the source word of `line` that the
+        UNK's attention row weighs most (Luong et al., 2015; see `nmt.alignment`)."""
+        return replace_unks(line, translation.hyps, self.src_vocab, self.tgt_vocab)
 
     def detok(self, hyps: list[Hypothesis]) -> str:
         texts = self.tgt_vocab.decode([[t for t in h.tokens if t != EOS_ID] for h in hyps])

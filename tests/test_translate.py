@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,15 @@ def test_translate_keeps_every_line_in_order(model_dir, tmp_path, capsys):
                  "--batch-size", "3", "--max-input-tokens", "50"]) == 0
     got = out.read_text(encoding="utf-8").split("\n")
     assert got[-1] == "" and len(got) - 1 == len(lines)
+    # each output line is what that input line translates to on its own
+    model, cfg, vocabs = load_model(model_dir)
+    alone = Translator(model, vocabs.src, vocabs.tgt, replace(cfg.decode, max_input_tokens=50))
     for line, hyp in zip(lines, got, strict=False):
-        assert (hyp == "") == (line.strip() == ""), (line[:20], hyp[:20])
+        if not line.strip():
+            assert hyp == ""
+        else:
+            assert hyp == alone.translate([line])[0].text, line[:20]
+    assert len({g for g in got if g}) >= 4  # distinct outputs, so a shift would show
     err = capsys.readouterr().err
     assert f"{src}:5: longer than 50 subwords" in err and f"{src}:10: longer" in err
     assert f"{src}:1:" not in err

@@ -8,6 +8,9 @@ stderr). The output file is written atomically: it appears complete or not at al
 With `--nbest N`, `--format text` writes N lines per input line in the Moses n-best format
 `LINE ||| translation ||| score` (LINE 0-based); `--format jsonl` writes one JSON object per
 input line: {"line": N, "hyps": [{"text": ..., "score": ...}, ...]}.
+
+With `--replace-unk`, each UNK in the (1-best) output is replaced by the source word it
+attends to most: its attention row summed over each source word's subwords, argmax.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coverage-penalty", type=float, metavar="BETA",
                         help="GNMT coverage penalty weight (default 0)")
     parser.add_argument("--ban-unk", action="store_true", help="never output UNK")
+    parser.add_argument("--replace-unk", action="store_true", help="replace each UNK in the "
+                        "output by the source word it attends to most (1-best output only)")
     parser.add_argument("--max-len-ratio", type=float, metavar="R",
                         help="max output length = R * source length + offset")
     parser.add_argument("--max-input-tokens", type=int, metavar="N",
@@ -56,6 +61,8 @@ def _decode_config(args: argparse.Namespace, decode):
     if args.ban_unk:
         changes["ban_unk"] = True
     decode = dataclasses.replace(decode, **changes)
+    if args.replace_unk and args.nbest > 1:
+        raise NmtError("--replace-unk works on the 1-best output; drop --nbest")
     if args.nbest < 1 or args.nbest > decode.beam_size:
         raise NmtError(f"--nbest {args.nbest}: must be between 1 and the beam size "
                        f"({decode.beam_size})")
@@ -105,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     translator = Translator(model, vocabs.src, vocabs.tgt, decode,
                             search=make_search(decode, args.nbest))
     results = translator.translate(lines, progress=not args.quiet, on_split=on_split)
+    if args.replace_unk:
+        for line, result in zip(lines, results, strict=True):
+            result.text = translator.replace_unk(line, result)
     text = format_output(translator, results, args)
     if args.output:
         with atomic_open(args.output) as f:

@@ -1,0 +1,38 @@
+"""The BLEU benchmark writes rescorable hypotheses and a JSON record with signatures."""
+
+from __future__ import annotations
+
+import json
+
+import sacrebleu
+
+from nmt.commands.benchmark import main
+from nmt.config import dump_yaml
+from tests.helpers import toy_config, write_toy_corpus
+
+
+def test_benchmark_record_and_hypothesis_files(tmp_path, capsys):
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=200, n_dev=20)
+    for side in ("xx", "yy"):  # a test split: the dev files under another name
+        (corpus / f"test.{side}").write_bytes((corpus / f"dev.{side}").read_bytes())
+    cfg_file = tmp_path / "toy.yaml"
+    cfg_file.write_text(dump_yaml(toy_config(corpus, max_steps=6)).replace(
+        "test_splits: []", "test_splits:\n  - test"), encoding="utf-8")
+    out = tmp_path / "bench"
+    assert main(["--config", str(cfg_file), "--model-dir", str(tmp_path / "model"), "--name",
+                 "toy-xx-yy", "--out", str(out), "--beam", "3", "--length-penalties",
+                 "none,gnmt:1.0", "--quiet"]) == 0
+    record = json.loads((out / "toy-xx-yy.json").read_text(encoding="utf-8"))
+    assert record["train"]["steps"] == 6
+    assert record["dev_tuning"]["chosen"] in ("none", "gnmt:1.0")
+    test = record["test"]["test"]
+    assert test["n"] == 20
+    refs = (corpus / "test.yy").read_text(encoding="utf-8").splitlines()
+    for mode in ("greedy", "beam"):
+        hyps = (out / f"toy-xx-yy.test.{mode}.txt").read_text(encoding="utf-8").splitlines()
+        assert len(hyps) == 20
+        assert test[mode]["bleu"]["value"] == sacrebleu.corpus_bleu(hyps, [refs]).score
+        assert "case:lc" in test[mode]["bleu_lc"]["signature"]
+        assert test[mode]["chrf"]["signature"].startswith("nrefs:1|case:mixed")
+        assert test[mode]["speed"]["sents_per_s"] > 0
+    assert "| test | beam |" in capsys.readouterr().out
