@@ -33,6 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from nmt.io import atomic_open, read_lines
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis
 from nmt.vocab import BOS_ID, EOS_ID, UNK_ID, SubwordVocab, Vocabs
+
+if TYPE_CHECKING:
+    from nmt.translator import Search
 
 MARK = "\u2581"  # sentencepiece's word-start marker
 UNK_SURFACE = f"{MARK}\u2047{MARK}"  # sentencepiece decodes UNK as " ⁇ ", a word of its own
@@ -225,7 +229,8 @@ def forced_decode(model: Seq2Seq, src_ids: list[list[int]], tgt_ids: list[list[i
 
 
 def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
-                tgt_lines: list[str] | None = None, search=None, batch_size: int = 64,
+                tgt_lines: list[str] | None = None, search: Search | None = None,
+                batch_size: int = 64,
                 names: tuple[str, str] = ("source", "target")) -> list[SentenceAlignment]:
     """Alignments of every line: forced decoding of `tgt_lines`, else of `search`'s output.
 

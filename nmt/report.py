@@ -77,8 +77,9 @@ def render_report(sentences: Sequence[SentenceAlignment], title: str,
              'weight summed over subwords and renormalised per target word (source EOS '
              'excluded; its share is the last, grey column). <span style="outline:2px solid '
              '#d62728;outline-offset:-2px"></span> hard alignment (argmax source word per '
-             'target word' + (f", plus weights &ge; {threshold:g}" if threshold is not None
-                              else "") + "). Hover a cell for its weight.</p>"]
+             'target word' + (f"; dashed: the other links with weight &ge; {threshold:g}"
+                              if threshold is not None else "") +
+             "). Hover a cell for its weight.</p>"]
     for s in sentences:
         meta = f"score {s.score:.3f}" if s.attention.size else "empty"
         parts.append(f'<section id="s{s.line}"><h2>Line {s.line} '

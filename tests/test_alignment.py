@@ -346,6 +346,7 @@ def test_align_cli_writes_every_output(model_dir, tmp_path, capsys):
     out = tmp_path / "forced"
     assert nmt_main(["align", "--checkpoint", str(model_dir), "--src", str(src), "--tgt",
                      str(tgt), "--out", str(out), "--subword", "--threshold", "0.3"]) == 0
+    assert capsys.readouterr().err.startswith("aligned 4 lines (forced decoding of ")
     names = {p.name for p in out.iterdir()}
     assert names == {"alignments.jsonl", "alignments.pharaoh", "alignments.threshold.pharaoh",
                      "alignments.npz", "report.html"}
