@@ -87,14 +87,15 @@ def train_info(model_dir: Path) -> dict:
             "best_step": st["best_step"], "stopped": st["stopped"]}
 
 
-def run_benchmark(model_dir: Path, out_dir: Path, name: str, beam: int,
+def run_benchmark(weights: Path, out_dir: Path, name: str, beam: int,
                   length_penalties: list[str], train_info: dict, log=print) -> dict:
-    model, cfg, vocabs = load_model(model_dir)
+    """Evaluate `weights` (a .pt file inside a model directory)."""
+    model, cfg, vocabs = load_model(weights)
     lp, dev_bleu = tune_length_penalty(model, vocabs, cfg, beam, length_penalties)
     log(f"dev BLEU by length penalty (beam {beam}): {dev_bleu}; chosen {lp}")
     modes = {"greedy": dataclasses.replace(cfg.decode, beam_size=1),
              "beam": dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)}
-    record = {"name": name, "model_dir": str(model_dir), "commit": git_commit(),
+    record = {"name": name, "weights": str(weights), "commit": git_commit(),
               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "data": {"path": cfg.data.path, "src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
               "train": train_info, "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},

@@ -82,6 +82,25 @@ def checkpoint_path(model_dir: str | Path, which: str = "best") -> Path:
     raise NmtError(f"{model_dir}: no checkpoint (looked for {best.name} and {last.name})")
 
 
+def numbered(model_dir: str | Path) -> list[Path]:
+    """The `step{N}.pt` weight files of a model directory, oldest first."""
+    files = [p for p in Path(model_dir).glob("step*.pt") if p.stem[4:].isdigit()]
+    return sorted(files, key=lambda p: int(p.stem[4:]))
+
+
+def average(paths: list[Path]) -> dict[str, Any]:
+    """The element-wise mean of the weights in `paths` (same architecture)."""
+    if not paths:
+        raise NmtError("no checkpoints to average")
+    states = [load(p)["model"] for p in paths]
+    keys = states[0].keys()
+    for p, s in zip(paths[1:], states[1:], strict=True):
+        if s.keys() != keys or any(s[k].shape != states[0][k].shape for k in keys):
+            raise NmtError(f"{p}: weights do not match {paths[0]} (different architecture)")
+    return {k: torch.stack([s[k].double() for s in states]).mean(0).to(states[0][k].dtype)
+            for k in keys}
+
+
 def load_model(model_dir: str | Path, which: str = "best",
                device: str | torch.device = "cpu") -> tuple[Seq2Seq, Config, Vocabs]:
     """Everything translation needs, from a model directory alone. The model is in eval mode."""

@@ -13,6 +13,8 @@ COMMANDS = {
     "score": "BLEU, chrF and TER of a hypothesis file, with sacrebleu signatures",
     "align": "word alignments from attention: JSON lines, Pharaoh, npz, HTML report",
     "align-score": "precision, recall and AER of Pharaoh alignments against a reference",
+    "average": "average the weights of the last N validation checkpoints",
+    "benchmark": "train, tune decoding on dev, score every test set (BLEU, chrF) to JSON",
 }
 
 

@@ -126,6 +126,7 @@ class TrainConfig:
     patience: int = 6  # early stopping: validations without dev-BLEU improvement
     validate_every: int = 500  # steps; validation also runs at each epoch end
     checkpoint_every: int = 100  # steps between `last.pt` saves (resume points)
+    keep_checkpoints: int = 0  # also keep the weights of the last N validations (averaging)
     log_every: int = 50
     num_threads: int | None = None  # torch intra-op threads; None: torch default
 

@@ -97,6 +97,14 @@ class Trainer:
         }, self.model_dir / "last.pt")
         self.log(f"checkpoint: step {self.state.step} saved to last.pt")
 
+    def save_numbered(self) -> None:
+        """Weights as `step{N}.pt`, keeping the newest `keep_checkpoints` (for averaging)."""
+        checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                         "train_state": {"step": self.state.step}},
+                        self.model_dir / f"step{self.state.step}.pt")
+        for old in checkpoint.numbered(self.model_dir)[: -self.cfg.train.keep_checkpoints]:
+            old.unlink()
+
     def restore(self) -> None:
         ckpt = checkpoint.load(self.model_dir / "last.pt")
         self.model.load_state_dict(ckpt["model"])
@@ -144,6 +152,8 @@ class Trainer:
                 f.write("".join(t + "\n" for t in texts))
         else:
             st.bad_validations += 1
+        if self.cfg.train.keep_checkpoints > 0:
+            self.save_numbered()
         self.scheduler.step(score.value)
         lr = self.optimizer.param_groups[0]["lr"]
         epochs = st.epoch + st.batch_in_epoch / max(self.epoch_len, 1)

@@ -113,3 +113,20 @@ def test_cli_errors_are_one_line(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--resume",
                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "nope" in res.stderr
+
+
+def test_numbered_checkpoints_and_averaging(corpus, tmp_path):
+    from nmt.commands.average import main as average_main
+
+    out = tmp_path / "model"
+    train(toy_config(corpus, keep_checkpoints=2), out, quiet=True)  # validations at 5, 10, 13, 14
+    files = checkpoint.numbered(out)
+    assert [f.name for f in files] == ["step13.pt", "step14.pt"]
+    assert average_main(["--model-dir", str(out), "--last", "2"]) == 0
+    averaged = checkpoint.load(out / "averaged.pt")["model"]
+    a, b = (checkpoint.load(f)["model"] for f in files)
+    for key in a:
+        torch.testing.assert_close(averaged[key], (a[key] + b[key]) / 2)
+    model, _, _ = checkpoint.load_model(out / "averaged.pt")
+    assert torch.equal(model.state_dict()["generator.weight"], averaged["generator.weight"])
+    assert average_main(["--model-dir", str(tmp_path), "--last", "2"]) == 2

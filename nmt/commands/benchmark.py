@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True, metavar="DIR")
     parser.add_argument("--name", required=True, help="results name, e.g. multi30k-en-de")
     parser.add_argument("--out", default="data/benchmarks", metavar="DIR")
+    parser.add_argument("--weights", default="best.pt", metavar="FILE",
+                        help="weights file inside DIR to evaluate (e.g. averaged.pt)")
     parser.add_argument("--beam", type=int, default=5, metavar="K")
     parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0",
                         help="candidates tried on the dev split (comma-separated)")
@@ -36,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
         raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
     if args.beam < 1:
         raise NmtError("--beam: must be >= 1")
-    record = run_benchmark(model_dir, Path(args.out), args.name, args.beam,
+    weights = model_dir / args.weights
+    if not weights.is_file():
+        raise NmtError(f"{weights}: not found")
+    record = run_benchmark(weights, Path(args.out), args.name, args.beam,
                            args.length_penalties.split(","), train_info(model_dir))
     print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")
     print("|---|---|---|---|---|---|")
