@@ -9,9 +9,12 @@ was never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +184,15 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def run(self, stop_at_step: int | None = None) -> TrainState:
-        """Train until a budget ends it (or `stop_at_step`, as if the process were killed there)."""
+        """Train until a budget ends it (or `stop_at_step`, as if the process were killed there).
+
+        Ctrl-C (SIGINT) stops cleanly after the current step and saves `last.pt` first; a
+        second Ctrl-C interrupts at once.
+        """
+        with interrupt_flag() as interrupted:
+            return self._run(stop_at_step, interrupted)
+
+    def _run(self, stop_at_step: int | None, interrupted: list[bool]) -> TrainState:
         tc, st = self.cfg.train, self.state
         self.model.train()
         run_start, seconds_before = time.perf_counter(), st.train_seconds
@@ -195,6 +206,11 @@ class Trainer:
                 if stop_at_step is not None and st.step >= stop_at_step:
                     bar.close()
                     return st
+                if interrupted[0]:
+                    bar.close()
+                    self.save_last()
+                    raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
+                                   f"with: nmt train --resume {self.model_dir}")
                 loss, n_tokens = self.train_step(batches[st.batch_in_epoch])
                 st.train_seconds = seconds_before + time.perf_counter() - run_start
                 st.step += 1
@@ -224,6 +240,25 @@ class Trainer:
         self.save_last()  # again: `stopped` is part of the state
         self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}")
         return st
+
+
+@contextlib.contextmanager
+def interrupt_flag():
+    """A one-element list set to True by the first SIGINT (main thread only)."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def prepare_model_dir(cfg: Config, model_dir: Path, quiet: bool = False) -> Vocabs:

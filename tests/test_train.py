@@ -130,3 +130,24 @@ def test_numbered_checkpoints_and_averaging(corpus, tmp_path):
     model, _, _ = checkpoint.load_model(out / "averaged.pt")
     assert torch.equal(model.state_dict()["generator.weight"], averaged["generator.weight"])
     assert average_main(["--model-dir", str(tmp_path), "--last", "2"]) == 2
+
+
+def test_ctrl_c_saves_then_resume_equals_uninterrupted(corpus, uninterrupted, tmp_path):
+    cfg_file = tmp_path / "toy.yaml"
+    cfg_file.write_text(dump_yaml(toy_config(corpus)), encoding="utf-8")
+    out = tmp_path / "model"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd + ["--config", str(cfg_file), "--model-dir", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    err = []
+    for line in proc.stderr:
+        err.append(line)
+        if "step 6 " in line:  # a log line (log_every 2): interrupt between checkpoints
+            proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode == 2 and "interrupted at step" in err[-1], err[-3:]
+    stopped_at = checkpoint.load(out / "last.pt")["train_state"]["step"]
+    assert 6 <= stopped_at < 14 and f"interrupted at step {stopped_at};" in err[-1]
+    assert train(None, out, resume=True, quiet=True).step == 14
+    assert_same_weights(uninterrupted, out)
