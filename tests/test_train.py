@@ -65,15 +65,23 @@ def test_resume_equals_uninterrupted(corpus, uninterrupted, tmp_path):
     assert_same_weights(uninterrupted, out)
 
 
-def test_sigkill_then_resume_equals_uninterrupted(corpus, uninterrupted, tmp_path):
-    """A real process killed with SIGKILL mid-run, resumed from the command line."""
+TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def start_training(corpus: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """`scripts/train.py` on the toy config in a child process, its stderr piped."""
     cfg_file = tmp_path / "toy.yaml"
     cfg_file.write_text(dump_yaml(toy_config(corpus)), encoding="utf-8")
     out = tmp_path / "model"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd + ["--config", str(cfg_file), "--model-dir", str(out)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(TRAIN + ["--config", str(cfg_file), "--model-dir", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV)
+    return proc, out
+
+
+def test_sigkill_then_resume_equals_uninterrupted(corpus, uninterrupted, tmp_path):
+    """A real process killed with SIGKILL mid-run, resumed from the command line."""
+    proc, out = start_training(corpus, tmp_path)
     for line in proc.stderr:
         if "checkpoint: step 4 saved" in line:
             proc.send_signal(signal.SIGKILL)
@@ -82,8 +90,8 @@ def test_sigkill_then_resume_equals_uninterrupted(corpus, uninterrupted, tmp_pat
     assert proc.returncode == -signal.SIGKILL
     killed_at = checkpoint.load(out / "last.pt")["train_state"]["step"]
     assert 4 <= killed_at < 14
-    done = subprocess.run(cmd + ["--resume", str(out), "--quiet"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = subprocess.run(TRAIN + ["--resume", str(out), "--quiet"], capture_output=True,
+                          text=True, env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr
     assert_same_weights(uninterrupted, out)
 
@@ -133,13 +141,7 @@ def test_numbered_checkpoints_and_averaging(corpus, tmp_path):
 
 
 def test_ctrl_c_saves_then_resume_equals_uninterrupted(corpus, uninterrupted, tmp_path):
-    cfg_file = tmp_path / "toy.yaml"
-    cfg_file.write_text(dump_yaml(toy_config(corpus)), encoding="utf-8")
-    out = tmp_path / "model"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd + ["--config", str(cfg_file), "--model-dir", str(out)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    proc, out = start_training(corpus, tmp_path)
     err = []
     for line in proc.stderr:
         err.append(line)
