@@ -1,0 +1,12 @@
+"""Thin wrapper: `python scripts/bench_speed.py --config data/configs/bench_bahdanau_if.yaml
+--data ../shared/data/multi30k --json runs/speed.json [--checkpoint DIR]`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nmt.commands.speed import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
