@@ -129,6 +129,9 @@ class TrainConfig:
     keep_checkpoints: int = 0  # also keep the weights of the last N validations (averaging)
     log_every: int = 50
     num_threads: int | None = None  # torch intra-op threads; None: torch default
+    update_freq: int = 1  # batches whose gradients are summed into one update
+    device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:N
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU), none, bf16, fp16
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,22 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def validate(cfg: Config) -> Config:
     """Cross-field checks, each failing with one line that names the keys involved."""
-    m = cfg.model
+    _validate_model(cfg.model)
+    _validate_decode(cfg.decode)
+    if cfg.vocab.model_type not in ("unigram", "bpe"):
+        raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
+    if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
+        raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
+    if cfg.train.update_freq < 1:
+        raise NmtError("train.update_freq: must be >= 1")
+    if cfg.train.amp not in ("auto", "none", "bf16", "fp16"):
+        raise NmtError(f"train.amp: '{cfg.train.amp}' is not one of auto, none, bf16, fp16")
+    if cfg.train.batch_tokens < 1:
+        raise NmtError("train.batch_tokens: must be >= 1")
+    return cfg
+
+
+def _validate_model(m: ModelConfig) -> None:
     if m.attention not in ATTENTION_TYPES:
         raise NmtError(f"model.attention: '{m.attention}' is not one of "
                        f"{', '.join(ATTENTION_TYPES)}")
@@ -240,11 +258,9 @@ def validate(cfg: Config) -> Config:
     for name in ("emb_size", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers"):
         if getattr(m, name) < 1:
             raise NmtError(f"model.{name}: must be >= 1")
-    if cfg.vocab.model_type not in ("unigram", "bpe"):
-        raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
-    if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
-        raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
-    d = cfg.decode
+
+
+def _validate_decode(d: DecodeConfig) -> None:
     if d.beam_size < 1 or d.batch_size < 1 or d.max_input_tokens < 1:
         raise NmtError("decode.beam_size, decode.batch_size, decode.max_input_tokens: must be >= 1")
     if d.coverage_penalty < 0:
@@ -254,9 +270,6 @@ def validate(cfg: Config) -> Config:
             and _is_float(lp[1])):
         raise NmtError(f"decode.length_penalty: '{d.length_penalty}' is not none, average or "
                        "gnmt:<alpha>")
-    if cfg.train.batch_tokens < 1:
-        raise NmtError("train.batch_tokens: must be >= 1")
-    return cfg
 
 
 def _is_float(text: str) -> bool:

@@ -69,6 +69,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *,
     B = src.size(0)
     memory, state = model.encode(src, src_lengths)
     limits = max_lengths(src_lengths, max_len_ratio, max_len_offset).tolist()
+    src_len = src_lengths.tolist()
     tokens: list[list[int]] = [[] for _ in range(B)]
     scores: list[list[float]] = [[] for _ in range(B)]
     attns: list[list[torch.Tensor]] = [[] for _ in range(B)]
@@ -83,7 +84,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *,
         attn = step.attn.cpu()
         keep = []
         for r, i in enumerate(active):
-            attns[i].append(attn[r, : int(src_lengths[i])])
+            attns[i].append(attn[r, : src_len[i]])
             scores[i].append(lp_l[r])
             if best_l[r] == EOS_ID:
                 finished[i] = True

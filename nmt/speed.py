@@ -55,13 +55,13 @@ def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
         raise NmtError(f"only {len(batches)} batches in an epoch; lower --steps")
     trainer.model.train()
     for i in range(warmup):
-        trainer.train_step(batches[i])
+        trainer.train_update([batches[i]])
     with FlopCounterMode(display=False) as counter:  # one counted step, not timed
-        _, counted_tokens = trainer.train_step(batches[warmup])
+        _, counted_tokens = trainer.train_update([batches[warmup]])
     flops_per_token = counter.get_total_flops() / counted_tokens
     tokens, start = 0, time.perf_counter()
     for i in range(warmup + 1, warmup + 1 + steps):
-        tokens += trainer.train_step(batches[i])[1]
+        tokens += trainer.train_update([batches[i]])[1]
     seconds = time.perf_counter() - start
     return {"train_tokens_per_s": tokens / seconds, "train_flops_per_token": flops_per_token,
             "train_gflops": tokens / seconds * flops_per_token / 1e9, "train_steps": steps,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from nmt import checkpoint
 from nmt.config import Config
 from nmt.data import BatchIterator, load_split, prepare_split
+from nmt.device import autocast, grad_scaler, resolve_amp, resolve_device
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.metrics import corpus_bleu
@@ -72,8 +73,11 @@ class Trainer:
         self.log(str(dev_report))
         self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
         self.dev_src_ids, self.dev_refs = dev_ds["src_ids"], dev_ds["tgt"]
+        self.device = resolve_device(tc.device)
+        self.amp = resolve_amp(tc.amp, self.device)
         torch.manual_seed(tc.seed)
-        self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt))
+        self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)).to(self.device)
+        self.scaler = grad_scaler(self.device, self.amp)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr,
                                           weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -96,6 +100,8 @@ class Trainer:
         checkpoint.save({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
             "train_state": dataclasses.asdict(self.state), "config": self.cfg.to_dict(),
         }, self.model_dir / "last.pt")
         self.log(f"checkpoint: step {self.state.step} saved to last.pt")
@@ -114,32 +120,53 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"])
+        if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["train_state"])
         self.log(f"resumed at step {self.state.step} (epoch {self.state.epoch + 1}, "
                  f"batch {self.state.batch_in_epoch})")
 
     # ------------------------------------------------------------------ steps
 
-    def train_step(self, indices: list[int]) -> tuple[float, int]:
-        batch = self.batches.batch(indices)
-        out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-        n_tokens = batch.n_tokens
-        loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
+    def train_update(self, groups: list[list[int]]) -> tuple[float, int]:
+        """One optimizer update from the batches `groups` (update_freq of them, or fewer).
+
+        The gradients of all batches are summed and divided by their total target tokens, so
+        the update equals that of one batch holding them all. Returns (summed loss, tokens).
+        """
+        batches = [self.batches.batch(indices) for indices in groups]
+        n_tokens = sum(b.n_tokens for b in batches)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss / n_tokens).backward()
+        total = 0.0
+        for batch in batches:
+            if self.device.type == "cuda":
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            with autocast(self.device, self.amp):
+                out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+                loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
+            scaled = loss / n_tokens
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss.item()
+        if not math.isfinite(total):
+            raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {total}")
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
         if self.cfg.train.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_norm)
-        self.optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {value}")
-        return value, n_tokens
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return total, n_tokens
 
     @torch.no_grad()
     def validate(self) -> float:
         self.model.eval()
         hyps = decode_ids(self.model, self.dev_src_ids, greedy_search(self.cfg.decode),
-                          self.cfg.decode.batch_size)
+                          self.cfg.decode.batch_size, self.device)
         self.model.train()
         texts = self.vocabs.tgt.decode([h.tokens for h in hyps])
         score = corpus_bleu(texts, self.dev_refs)
@@ -211,10 +238,11 @@ class Trainer:
                     self.save_last()
                     raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
                                    f"with: nmt train --resume {self.model_dir}")
-                loss, n_tokens = self.train_step(batches[st.batch_in_epoch])
+                group = batches[st.batch_in_epoch: st.batch_in_epoch + tc.update_freq]
+                loss, n_tokens = self.train_update(group)
                 st.train_seconds = seconds_before + time.perf_counter() - run_start
                 st.step += 1
-                st.batch_in_epoch += 1
+                st.batch_in_epoch += len(group)
                 st.target_tokens += n_tokens
                 window_loss, window_tokens = window_loss + loss, window_tokens + n_tokens
                 bar.update(1)

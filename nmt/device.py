@@ -1,0 +1,54 @@
+"""Where training runs and in which precision: device choice, autocast, grad scaling.
+
+CPU runs stay fp32 unless `train.amp` asks otherwise (bf16 autocast works on CPU too).
+On CUDA, `amp: auto` picks bf16 where the GPU supports it and fp16 with a gradient scaler
+otherwise; batches are pinned and copied without blocking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from nmt.errors import NmtError
+
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available, else cpu; anything else must exist here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"train.device: '{name}' is not a device "
+                       "(auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NmtError(f"train.device: '{name}' asked for, but no CUDA device is available")
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `mode` on `device` (None: full fp32)."""
+    if mode == "none" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16" and device.type != "cuda":
+        raise NmtError("train.amp: fp16 needs a CUDA device (use bf16 or none on the CPU)")
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
+    """fp16 needs loss scaling; bf16 and fp32 do not."""
+    if dtype is torch.float16:
+        return torch.amp.GradScaler(device.type)
+    return None
