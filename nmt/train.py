@@ -23,13 +23,22 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from nmt import checkpoint
+from nmt import checkpoint, distributed
 from nmt.config import Config
 from nmt.data import BatchIterator, load_split, prepare_split
 from nmt.device import autocast, grad_scaler, resolve_amp, resolve_device
+from nmt.distributed import (
+    DistInfo,
+    broadcast_float,
+    gather_objects,
+    shard,
+    sum_float,
+    sum_int,
+    wrap,
+)
 from nmt.errors import NmtError
 from nmt.io import atomic_open
-from nmt.metrics import corpus_bleu
+from nmt.metrics import Score, corpus_bleu
 from nmt.model import build_model, count_parameters
 from nmt.translator import decode_ids, greedy_search
 from nmt.vocab import PAD_ID, Vocabs, load_vocabs, train_vocabs
@@ -60,8 +69,14 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tor
 
 
 class Trainer:
-    def __init__(self, cfg: Config, model_dir: Path, vocabs: Vocabs, quiet: bool = False):
-        self.cfg, self.model_dir, self.vocabs, self.quiet = cfg, model_dir, vocabs, quiet
+    """One process's training loop; under torchrun, one rank of a DDP job (see
+    `nmt.distributed`): only rank 0 logs, validates and writes files."""
+
+    def __init__(self, cfg: Config, model_dir: Path, vocabs: Vocabs, quiet: bool = False,
+                 dist_info: DistInfo | None = None):
+        self.cfg, self.model_dir, self.vocabs = cfg, model_dir, vocabs
+        self.dist = dist_info or DistInfo()
+        self.quiet = quiet or not self.dist.is_main
         tc = cfg.train
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
@@ -74,10 +89,13 @@ class Trainer:
         self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
         self.dev_src_ids, self.dev_refs = dev_ds["src_ids"], dev_ds["tgt"]
         self.device = resolve_device(tc.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.amp = resolve_amp(tc.amp, self.device)
         torch.manual_seed(tc.seed)
         self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)).to(self.device)
         self.scaler = grad_scaler(self.device, self.amp)
+        self.ddp = wrap(self.model, self.dist, self.device)  # what the forward pass runs
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr,
                                           weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -91,20 +109,29 @@ class Trainer:
     # ------------------------------------------------------------------ bookkeeping
 
     def log(self, msg: str) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.model_dir / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
         if not self.quiet:
             tqdm.write(msg, file=sys.stderr)
 
     def save_last(self) -> None:
+        """`last.pt` (rank 0 writes; every rank must call it: the RNG states are gathered)."""
+        rng = gather_objects(self.rng_state(), self.dist)
+        if not self.dist.is_main:
+            return
         checkpoint.save({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "scheduler": self.scheduler.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "train_state": dataclasses.asdict(self.state), "config": self.cfg.to_dict(),
         }, self.model_dir / "last.pt")
         self.log(f"checkpoint: step {self.state.step} saved to last.pt")
+
+    def rng_state(self) -> dict:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
     def save_numbered(self) -> None:
         """Weights as `step{N}.pt`, keeping the newest `keep_checkpoints` (for averaging)."""
@@ -119,9 +146,13 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])
-        if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        rng = ckpt["rng"]
+        if len(rng) != self.dist.world_size:
+            raise NmtError(f"{self.model_dir / 'last.pt'} was saved by {len(rng)} process(es); "
+                           f"resume it with as many (this run has {self.dist.world_size})")
+        torch.set_rng_state(rng[self.dist.rank]["cpu"])
+        if self.device.type == "cuda" and rng[self.dist.rank]["cuda"] is not None:
+            torch.cuda.set_rng_state(rng[self.dist.rank]["cuda"], self.device)
         if self.scaler and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["train_state"])
@@ -137,18 +168,21 @@ class Trainer:
         the update equals that of one batch holding them all. Returns (summed loss, tokens).
         """
         batches = [self.batches.batch(indices) for indices in groups]
-        n_tokens = sum(b.n_tokens for b in batches)
+        n_tokens = sum_int(sum(b.n_tokens for b in batches), self.dist, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for batch in batches:
+        for i, batch in enumerate(batches):
             if self.device.type == "cuda":
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
-            with autocast(self.device, self.amp):
-                out = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-                loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
-            scaled = loss / n_tokens
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            last = i == len(batches) - 1  # DDP: sum gradients across ranks only once
+            with contextlib.nullcontext() if last or not self.dist.enabled else self.ddp.no_sync():
+                with autocast(self.device, self.amp):
+                    out = self.ddp(batch.src, batch.src_lengths, batch.tgt_in)
+                    loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
+                scaled = loss / n_tokens
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += loss.item()
+        total = sum_float(total, self.dist, self.device)
         if not math.isfinite(total):
             raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {total}")
         if self.scaler:
@@ -163,37 +197,50 @@ class Trainer:
         return total, n_tokens
 
     @torch.no_grad()
-    def validate(self) -> float:
+    def dev_bleu(self) -> tuple[Score | None, list[str]]:
+        """Greedy decoding of the dev set and its BLEU, on rank 0 (others get None)."""
+        if not self.dist.is_main:
+            return None, []
         self.model.eval()
         hyps = decode_ids(self.model, self.dev_src_ids, greedy_search(self.cfg.decode),
                           self.cfg.decode.batch_size, self.device)
         self.model.train()
         texts = self.vocabs.tgt.decode([h.tokens for h in hyps])
-        score = corpus_bleu(texts, self.dev_refs)
+        return corpus_bleu(texts, self.dev_refs), texts
+
+    def validate(self) -> float:
+        """Dev BLEU, then the LR schedule, early stopping and best/numbered weights.
+
+        Every rank calls it and takes the same decisions from rank 0's BLEU.
+        """
+        score, texts = self.dev_bleu()
+        bleu = broadcast_float(score.value if score else 0.0, self.dist, self.device)
         st = self.state
         st.last_validated_step = st.step
-        improved = score.value > st.best_bleu
+        improved = bleu > st.best_bleu
         if improved:
-            st.best_bleu, st.best_step, st.bad_validations = score.value, st.step, 0
-            checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
-                             "train_state": {"step": st.step, "dev_bleu": score.value}},
-                            self.model_dir / "best.pt")
-            with atomic_open(self.model_dir / "dev.best.hyp") as f:
-                f.write("".join(t + "\n" for t in texts))
+            st.best_bleu, st.best_step, st.bad_validations = bleu, st.step, 0
+            if self.dist.is_main:
+                checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                                 "train_state": {"step": st.step, "dev_bleu": bleu}},
+                                self.model_dir / "best.pt")
+                with atomic_open(self.model_dir / "dev.best.hyp") as f:
+                    f.write("".join(t + "\n" for t in texts))
         else:
             st.bad_validations += 1
-        if self.cfg.train.keep_checkpoints > 0:
+        if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
             self.save_numbered()
-        self.scheduler.step(score.value)
+        self.scheduler.step(bleu)
         lr = self.optimizer.param_groups[0]["lr"]
         epochs = st.epoch + st.batch_in_epoch / max(self.epoch_len, 1)
-        st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": score.value,
+        st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
                            "lr": lr, "train_seconds": round(st.train_seconds, 1)})
-        self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
-                 f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
+        if score:
+            self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
+                     f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
         if st.bad_validations >= self.cfg.train.patience:
             st.early_stop = f"early stopping: no dev BLEU gain in {st.bad_validations} validations"
-        return score.value
+        return bleu
 
     def budget_left(self) -> str:
         """Why training must stop now ('' if it can go on)."""
@@ -224,7 +271,7 @@ class Trainer:
         self.model.train()
         run_start, seconds_before = time.perf_counter(), st.train_seconds
         while not self.budget_left():
-            batches = self.batches.epoch_batches(st.epoch)
+            batches = shard(self.batches.epoch_batches(st.epoch), self.dist)
             self.epoch_len = len(batches)
             bar = tqdm(total=len(batches), initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
                        unit="batch", disable=self.quiet or None, leave=False, file=sys.stderr)
@@ -233,14 +280,16 @@ class Trainer:
                 if stop_at_step is not None and st.step >= stop_at_step:
                     bar.close()
                     return st
-                if interrupted[0]:
+                if sum_int(int(interrupted[0]), self.dist, self.device):  # any rank: all stop
                     bar.close()
                     self.save_last()
                     raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
                                    f"with: nmt train --resume {self.model_dir}")
                 group = batches[st.batch_in_epoch: st.batch_in_epoch + tc.update_freq]
                 loss, n_tokens = self.train_update(group)
-                st.train_seconds = seconds_before + time.perf_counter() - run_start
+                # rank 0's clock decides time budgets, so all ranks stop at the same step
+                st.train_seconds = broadcast_float(seconds_before + time.perf_counter()
+                                                   - run_start, self.dist, self.device)
                 st.step += 1
                 st.batch_in_epoch += len(group)
                 st.target_tokens += n_tokens
@@ -312,16 +361,24 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
     `train_overrides` replaces fields of the `train` section on resume (budgets, say).
     """
     model_dir = Path(model_dir)
-    if resume:
-        cfg = checkpoint.read_config(model_dir)
-        if train_overrides:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides))
-            checkpoint.write_config(cfg, model_dir)
+    info = distributed.init()
+    try:
+        if resume:
+            cfg = checkpoint.read_config(model_dir)
+            if train_overrides:
+                cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                         **train_overrides))
+                if info.is_main:
+                    checkpoint.write_config(cfg, model_dir)
+        else:
+            assert cfg is not None
+            if info.is_main:  # sentencepiece is trained once, then every rank loads it
+                prepare_model_dir(cfg, model_dir, quiet)
+            distributed.barrier(info)
         vocabs = load_vocabs(model_dir, cfg.vocab.joint)
-    else:
-        assert cfg is not None
-        vocabs = prepare_model_dir(cfg, model_dir, quiet)
-    trainer = Trainer(cfg, model_dir, vocabs, quiet)
-    if resume and (model_dir / "last.pt").exists():
-        trainer.restore()
-    return trainer.run(stop_at_step)
+        trainer = Trainer(cfg, model_dir, vocabs, quiet, info)
+        if resume and (model_dir / "last.pt").exists():
+            trainer.restore()
+        return trainer.run(stop_at_step)
+    finally:
+        distributed.shutdown(info)

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
             raise NmtError("train needs --config FILE and --model-dir DIR (or --resume DIR)")
         cfg = load_config(args.config, overrides)
         state = train(cfg, args.model_dir, quiet=args.quiet)
-    print(f"best dev BLEU {state.best_bleu:.2f} at step {state.best_step} ({state.stopped})",
-          file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
+        print(f"best dev BLEU {state.best_bleu:.2f} at step {state.best_step} "
+              f"({state.stopped})", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,128 @@
+"""Multi-process training with `torch.distributed` (DDP), launched by `torchrun`.
+
+`init()` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and
+starts the process group: NCCL on CUDA, gloo on the CPU. A single process (no torchrun, or
+WORLD_SIZE=1) gets `DistInfo()` and every helper here is a no-op for it.
+
+Gradients are summed across ranks (not averaged): each rank divides its summed token loss by
+the number of target tokens of the whole update over all ranks, so N ranks with batches
+b_1..b_N make exactly the update that one process makes with the same batches accumulated
+(`train.update_freq` N).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from nmt.errors import NmtError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init(timeout_minutes: float = 30.0) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(),
+                        int(os.environ.get("LOCAL_RANK", "0")))
+    try:
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    except KeyError as e:
+        raise NmtError(f"WORLD_SIZE={world} but {e} is not set; launch with torchrun") from None
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local)
+    dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
+    return DistInfo(rank, world, local)
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(batches: list, info: DistInfo) -> list:
+    """This rank's share of an epoch's batches; every rank gets the same number.
+
+    The list is padded to a multiple of the world size by repeating its first batches, then
+    rank r takes batches r, r + N, r + 2N, ... (so no rank waits at the epoch end).
+    """
+    if not info.enabled:
+        return batches
+    pad = -len(batches) % info.world_size
+    padded = batches + batches[:pad]
+    return padded[info.rank:: info.world_size]
+
+
+def sum_int(value: int, info: DistInfo, device: torch.device) -> int:
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+def sum_float(value: float, info: DistInfo, device: torch.device) -> float:
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def broadcast_float(value: float, info: DistInfo, device: torch.device) -> float:
+    """Rank 0's value, on every rank."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def gather_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's `obj`, in rank order (all ranks must call this)."""
+    if not info.enabled:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def allreduce_sum_hook(state, bucket):  # no annotations: DDP checks them against real types
+    """DDP communication hook: sum gradients over ranks instead of averaging them."""
+    work = dist.all_reduce(bucket.buffer(), async_op=True)
+    return work.get_future().then(lambda fut: fut.value()[0])
+
+
+def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel with summed gradients, or the model itself for one process."""
+    if not info.enabled:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ddp.register_comm_hook(None, allreduce_sum_hook)
+    return ddp
