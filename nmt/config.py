@@ -54,6 +54,9 @@ class DataConfig:
     max_len_ratio: float | None = None  # drop pairs whose token-length ratio exceeds this
     max_train_pairs: int | None = None  # keep only the first N training pairs (quick runs)
     max_dev_pairs: int | None = None
+    streaming: bool = False  # read the training split lazily (see nmt/stream.py)
+    shuffle_buffer: int = 100_000  # examples, streaming only
+    stream_window: int = 10_000  # examples sorted into token batches together, streaming only
     cache_dir: str | None = None
 
     @property

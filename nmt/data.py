@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,16 +276,17 @@ def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: list[in
     return Batch(src, src_lengths, tgt_in, tgt_out, list(indices))
 
 
-def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
-                  seed: int, epoch: int) -> list[list[int]]:
-    """Length-bucketed batches for one epoch, deterministic in (seed, epoch).
+def window_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
+                   rng: np.random.Generator) -> list[list[int]]:
+    """Length-bucketed batches of one window of examples (positions 0..n-1).
 
-    Examples are sorted by target then source length (random tie-breaking), cut into batches
-    of at most `batch_tokens` padded tokens on either side (count * longest; at least one
-    example each), and the batch order is shuffled. Lengths include the EOS/BOS token.
+    The examples are sorted by target then source length (a stable sort: ties keep their
+    order), cut into batches of at most `batch_tokens` padded tokens on either side
+    (count * longest; at least one example each), and the batch order is shuffled.
+    Used by in-memory training (one window: the shuffled corpus) and by streaming (windows
+    of the shuffled stream), so both make the same batches from the same examples.
     """
-    rng = np.random.default_rng([seed, epoch])
-    order = np.lexsort((rng.random(len(src_lens)), src_lens, tgt_lens))
+    order = np.lexsort((src_lens, tgt_lens))
     batches, current, longest = [], [], 0
     for i in order:
         n = int(max(tgt_lens[i], src_lens[i]))
@@ -299,6 +301,17 @@ def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
     return batches
 
 
+def token_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
+                  seed: int, epoch: int) -> list[list[int]]:
+    """Length-bucketed batches of a whole corpus for one epoch, deterministic in (seed, epoch):
+    the corpus in a random order, then `window_batches` over all of it. Lengths include the
+    EOS/BOS token."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(src_lens))
+    batches = window_batches(src_lens[perm], tgt_lens[perm], batch_tokens, rng)
+    return [[int(perm[i]) for i in b] for b in batches]
+
+
 class BatchIterator:
     """Batches of a tokenized training split for one epoch, resumable at any position."""
 
@@ -311,6 +324,13 @@ class BatchIterator:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         return token_batches(self.src_lens, self.tgt_lens, self.batch_tokens, self.seed, epoch)
+
+    def epoch(self, epoch: int) -> Iterator[list[int]]:
+        """The epoch's batches as index lists (what `batch` takes)."""
+        return iter(self.epoch_batches(epoch))
+
+    def epoch_len(self, epoch: int) -> int | None:
+        return len(self.epoch_batches(epoch))
 
     def batch(self, indices: list[int]) -> Batch:
         rows = self.ds[indices]

@@ -42,9 +42,16 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to `dtype` (None: nothing). On the CPU, oneDNN's LSTM kernels reject bf16
+    inputs on processors without native bf16, so oneDNN is switched off inside the context:
+    the LSTMs then run in fp32 and the linear layers in bf16."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    stack = contextlib.ExitStack()
+    if device.type == "cpu":
+        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+    stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+    return stack
 
 
 def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:

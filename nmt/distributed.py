@@ -12,7 +12,9 @@ b_1..b_N make exactly the update that one process makes with the same batches ac
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -55,22 +57,37 @@ def init(timeout_minutes: float = 30.0) -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, clean: bool = True) -> None:
+    """Leave the process group; after a clean run together (a rank that exits while another
+    still receives the last collective's data can make gloo abort the other one). After an
+    error, without waiting: the other ranks may never arrive, and torchrun stops them."""
     if info.enabled and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
-def shard(batches: list, info: DistInfo) -> list:
-    """This rank's share of an epoch's batches; every rank gets the same number.
-
-    The list is padded to a multiple of the world size by repeating its first batches, then
-    rank r takes batches r, r + N, r + 2N, ... (so no rank waits at the epoch end).
-    """
+def shard(batches: Iterable, info: DistInfo) -> Iterator:
+    """This rank's share of an epoch's batches (a list or a stream); every rank gets the same
+    number. Rank r takes batches r, r + N, r + 2N, ...; the last round is completed with the
+    epoch's first batches, so no rank waits at the epoch end."""
     if not info.enabled:
-        return batches
-    pad = -len(batches) % info.world_size
-    padded = batches + batches[:pad]
-    return padded[info.rank:: info.world_size]
+        yield from batches
+        return
+    head: list = []
+    round_: list = []
+    for batch in batches:
+        if len(head) < info.world_size:
+            head.append(batch)
+        round_.append(batch)
+        if len(round_) == info.world_size:
+            yield round_[info.rank]
+            round_ = []
+    if round_:
+        fill = itertools.cycle(head)
+        while len(round_) < info.world_size:
+            round_.append(next(fill))
+        yield round_[info.rank]
 
 
 def sum_int(value: int, info: DistInfo, device: torch.device) -> int:

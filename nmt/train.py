@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.metrics import Score, corpus_bleu
 from nmt.model import build_model, count_parameters
+from nmt.stream import StreamingBatches, sample_texts
 from nmt.translator import decode_ids, greedy_search
 from nmt.vocab import PAD_ID, Vocabs, load_vocabs, train_vocabs
 
@@ -80,13 +83,19 @@ class Trainer:
         tc = cfg.train
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
-        train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src, vocabs.tgt,
-                                         train=True, limit=cfg.data.max_train_pairs)
-        self.log(str(report))
+        if cfg.data.streaming:
+            self.batches = StreamingBatches(cfg.data, vocabs.src, vocabs.tgt, tc.batch_tokens,
+                                            tc.seed)
+            n_train = "streamed"
+        else:
+            train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src,
+                                             vocabs.tgt, train=True, limit=cfg.data.max_train_pairs)
+            self.log(str(report))
+            self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
+            n_train = f"{len(train_ds):,}"
         dev_ds, dev_report = prepare_split(cfg.data, cfg.data.dev_split, vocabs.src, vocabs.tgt,
                                            train=False, limit=cfg.data.max_dev_pairs)
         self.log(str(dev_report))
-        self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
         self.dev_src_ids, self.dev_refs = dev_ds["src_ids"], dev_ds["tgt"]
         self.device = resolve_device(tc.device)
         if self.device.type == "cuda" and self.dist.enabled:
@@ -104,7 +113,7 @@ class Trainer:
         self.state = TrainState()
         self.epoch_len = 0  # batches in the current epoch
         self.log(f"model: {count_parameters(self.model):,} parameters, "
-                 f"{len(train_ds):,} training pairs, {len(self.dev_refs):,} dev pairs")
+                 f"{n_train} training pairs, {len(self.dev_refs):,} dev pairs")
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -232,7 +241,7 @@ class Trainer:
             self.save_numbered()
         self.scheduler.step(bleu)
         lr = self.optimizer.param_groups[0]["lr"]
-        epochs = st.epoch + st.batch_in_epoch / max(self.epoch_len, 1)
+        epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
         st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
                            "lr": lr, "train_seconds": round(st.train_seconds, 1)})
         if score:
@@ -267,46 +276,21 @@ class Trainer:
             return self._run(stop_at_step, interrupted)
 
     def _run(self, stop_at_step: int | None, interrupted: list[bool]) -> TrainState:
-        tc, st = self.cfg.train, self.state
+        st = self.state
         self.model.train()
-        run_start, seconds_before = time.perf_counter(), st.train_seconds
+        clock = (time.perf_counter(), st.train_seconds)
         while not self.budget_left():
-            batches = shard(self.batches.epoch_batches(st.epoch), self.dist)
-            self.epoch_len = len(batches)
-            bar = tqdm(total=len(batches), initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
-                       unit="batch", disable=self.quiet or None, leave=False, file=sys.stderr)
-            window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
-            while st.batch_in_epoch < len(batches) and not self.budget_left():
-                if stop_at_step is not None and st.step >= stop_at_step:
-                    bar.close()
-                    return st
-                if sum_int(int(interrupted[0]), self.dist, self.device):  # any rank: all stop
-                    bar.close()
-                    self.save_last()
-                    raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
-                                   f"with: nmt train --resume {self.model_dir}")
-                group = batches[st.batch_in_epoch: st.batch_in_epoch + tc.update_freq]
-                loss, n_tokens = self.train_update(group)
-                # rank 0's clock decides time budgets, so all ranks stop at the same step
-                st.train_seconds = broadcast_float(seconds_before + time.perf_counter()
-                                                   - run_start, self.dist, self.device)
-                st.step += 1
-                st.batch_in_epoch += len(group)
-                st.target_tokens += n_tokens
-                window_loss, window_tokens = window_loss + loss, window_tokens + n_tokens
-                bar.update(1)
-                if st.step % tc.log_every == 0:
-                    tok_s = window_tokens / max(time.perf_counter() - window_start, 1e-9)
-                    bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", tok_s=f"{tok_s:.0f}")
-                    self.log(f"step {st.step} epoch {st.epoch + 1} loss "
-                             f"{window_loss / window_tokens:.4f} tokens/s {tok_s:.0f}")
-                    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
-                if st.step % tc.validate_every == 0:
-                    self.validate()
-                if st.step % tc.checkpoint_every == 0 or st.step % tc.validate_every == 0:
-                    self.save_last()
-            bar.close()
-            if st.batch_in_epoch >= len(batches):
+            total = self.batches.epoch_len(st.epoch)
+            self.epoch_len = -(-total // self.dist.world_size) if total else 0  # this rank's
+            specs = shard(self.batches.epoch(st.epoch), self.dist)
+            specs = itertools.islice(specs, st.batch_in_epoch, None)  # resume inside the epoch
+            with tqdm(total=self.epoch_len or None, initial=st.batch_in_epoch, unit="batch",
+                      desc=f"epoch {st.epoch + 1}", disable=self.quiet or None, leave=False,
+                      file=sys.stderr) as bar:
+                ended = self._epoch(specs, bar, clock, stop_at_step, interrupted)
+            if ended is None:
+                return st  # stop_at_step: as if the process had been killed here
+            if ended:
                 st.epoch, st.batch_in_epoch = st.epoch + 1, 0
                 if st.last_validated_step != st.step:
                     self.validate()
@@ -317,6 +301,48 @@ class Trainer:
         self.save_last()  # again: `stopped` is part of the state
         self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}")
         return st
+
+    def _epoch(self, specs: Iterator, bar: tqdm, clock: tuple[float, float],
+               stop_at_step: int | None, interrupted: list[bool]) -> bool | None:
+        """Updates until the epoch ends (True), a budget ends training (False) or
+        `stop_at_step` is reached (None)."""
+        tc, st = self.cfg.train, self.state
+        window = [0.0, 0, time.perf_counter()]  # loss, tokens, start of the logging window
+        while not self.budget_left():
+            if stop_at_step is not None and st.step >= stop_at_step:
+                return None
+            if sum_int(int(interrupted[0]), self.dist, self.device):  # any rank: all stop
+                self.save_last()
+                raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
+                               f"with: nmt train --resume {self.model_dir}")
+            group = list(itertools.islice(specs, tc.update_freq))
+            if not group:
+                return True
+            loss, n_tokens = self.train_update(group)
+            # rank 0's clock decides time budgets, so all ranks stop at the same step
+            st.train_seconds = broadcast_float(clock[1] + time.perf_counter() - clock[0],
+                                               self.dist, self.device)
+            st.step, st.batch_in_epoch = st.step + 1, st.batch_in_epoch + len(group)
+            st.target_tokens += n_tokens
+            window[0], window[1] = window[0] + loss, window[1] + n_tokens
+            bar.update(len(group))
+            if st.step % tc.log_every == 0:
+                self.log_progress(window, bar)
+                window = [0.0, 0, time.perf_counter()]
+            if st.step % tc.validate_every == 0:
+                self.validate()
+            if st.step % tc.checkpoint_every == 0 or st.step % tc.validate_every == 0:
+                self.save_last()
+            if len(group) < tc.update_freq:
+                return True
+        return False
+
+    def log_progress(self, window: list, bar: tqdm) -> None:
+        loss, tokens, start = window
+        tok_s = tokens / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{loss / tokens:.3f}", tok_s=f"{tok_s:.0f}")
+        self.log(f"step {self.state.step} epoch {self.state.epoch + 1} loss "
+                 f"{loss / tokens:.4f} tokens/s {tok_s:.0f}")
 
 
 @contextlib.contextmanager
@@ -345,12 +371,16 @@ def prepare_model_dir(cfg: Config, model_dir: Path, quiet: bool = False) -> Voca
                        f"--resume {model_dir} or choose another --model-dir")
     model_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.write_config(cfg, model_dir)
-    raw = load_split(cfg.data, cfg.data.train_split, cfg.data.max_train_pairs)
+    if cfg.data.streaming:  # a bounded sample: the first max_sentences pairs of the stream
+        src, tgt = sample_texts(cfg.data, cfg.vocab.max_sentences)
+    else:
+        raw = load_split(cfg.data, cfg.data.train_split, cfg.data.max_train_pairs)
+        src, tgt = raw["src"], raw["tgt"]
     if not quiet:
         print(f"training sentencepiece ({cfg.vocab.model_type}, {cfg.vocab.vocab_size}, "
-              f"{'joint' if cfg.vocab.joint else 'separate'}) on {len(raw):,} pairs",
+              f"{'joint' if cfg.vocab.joint else 'separate'}) on {len(src):,} pairs",
               file=sys.stderr)
-    return train_vocabs(raw["src"], raw["tgt"], model_dir, cfg.vocab, cfg.train.seed)
+    return train_vocabs(src, tgt, model_dir, cfg.vocab, cfg.train.seed)
 
 
 def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
@@ -379,6 +409,9 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
         trainer = Trainer(cfg, model_dir, vocabs, quiet, info)
         if resume and (model_dir / "last.pt").exists():
             trainer.restore()
-        return trainer.run(stop_at_step)
-    finally:
-        distributed.shutdown(info)
+        state = trainer.run(stop_at_step)
+    except BaseException:
+        distributed.shutdown(info, clean=False)
+        raise
+    distributed.shutdown(info)
+    return state

@@ -21,15 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shard_gives_every_rank_the_same_number_of_batches():
     batches = [[i] for i in range(7)]
-    parts = [shard(batches, DistInfo(rank, 3)) for rank in range(3)]
+    parts = [list(shard(batches, DistInfo(rank, 3))) for rank in range(3)]
     assert [len(p) for p in parts] == [3, 3, 3]
     assert parts[0] == [[0], [3], [6]] and parts[1] == [[1], [4], [0]]  # padded by wrapping
-    assert shard(batches, DistInfo()) == batches
+    assert list(shard(iter(batches), DistInfo())) == batches
+    assert list(shard(iter(batches), DistInfo(1, 3))) == parts[1]  # streams shard the same
 
 
-def torchrun(cfg_file: Path, model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+def torchrun(cfg_file: Path, model_dir: Path, *extra: str,
+             nproc: int = 2) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", str(ROOT / "scripts" / "train.py"), "--quiet", *extra]
+           str(nproc), str(ROOT / "scripts" / "train.py"), "--quiet", *extra]
     cmd += ["--resume", str(model_dir)] if not cfg_file else ["--config", str(cfg_file),
                                                               "--model-dir", str(model_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -81,7 +83,11 @@ def test_resume_under_ddp_equals_uninterrupted(setup):
     res = torchrun(None, tmp / "ddp_resumed", "--max-steps", "4")
     assert res.returncode == 0, res.stderr[-2000:]
     assert_close_weights(weights(single), weights(tmp / "ddp_resumed"))
-    # a DDP checkpoint cannot be resumed by a different number of processes
+    # a DDP checkpoint cannot be resumed by a different number of processes: every rank
+    # fails with one clear line and the job exits (no hang)
     with pytest.raises(Exception, match="saved by 2 process"):
         train(None, tmp / "ddp_resumed", resume=True, quiet=True,
               train_overrides={"max_steps": 5})
+    res = torchrun(None, tmp / "ddp_resumed", "--max-steps", "5", nproc=3)
+    assert res.returncode != 0 and "error: " in res.stderr
+    assert "was saved by 2 process(es); resume it with as many (this run has 3)" in res.stderr
