@@ -22,6 +22,7 @@ import yaml
 from nmt.errors import NmtError
 
 ATTENTION_TYPES = ("bahdanau", "dot", "general", "concat")
+AMP_MODES = ("auto", "none", "bf16", "fp16")
 # A float in exponent form without a dot (`1e-3`): YAML 1.1, so PyYAML, reads it as a string.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -236,7 +237,7 @@ def validate(cfg: Config) -> Config:
         raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
     if cfg.train.update_freq < 1:
         raise NmtError("train.update_freq: must be >= 1")
-    if cfg.train.amp not in ("auto", "none", "bf16", "fp16"):
+    if cfg.train.amp not in AMP_MODES:
         raise NmtError(f"train.amp: '{cfg.train.amp}' is not one of auto, none, bf16, fp16")
     if cfg.train.batch_tokens < 1:
         raise NmtError("train.batch_tokens: must be >= 1")

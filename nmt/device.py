@@ -8,12 +8,14 @@ otherwise; batches are pinned and copied without blocking.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
 from nmt.errors import NmtError
 
-AMP_MODES = ("auto", "none", "bf16", "fp16")
+# torch warns about Intel-GPU TF32 each time oneDNN is switched off (see `autocast`)
+warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 
 def resolve_device(name: str) -> torch.device:
