@@ -79,6 +79,37 @@ def tune_length_penalty(model, vocabs, cfg: Config, beam: int, candidates: list[
     return best, results
 
 
+def dev_bleu(weights: Path) -> float:
+    """Cased dev BLEU of a weights file with greedy search (its config's dev split)."""
+    model, cfg, vocabs = load_model(weights)
+    src, refs = load_pairs(cfg, cfg.data.dev_split)
+    decode = dataclasses.replace(cfg.decode, beam_size=1)
+    translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+    hyps, _ = decode_split(translator, src)
+    return corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+
+
+def select_weights(model_dir: Path, last: int, log=print) -> tuple[Path, dict]:
+    """best.pt, or the average of the last `last` validations' weights if its dev BLEU is higher.
+
+    Model selection on the dev split only; returns the chosen file and what was compared.
+    """
+    best = model_dir / "best.pt"
+    files = checkpoint.numbered(model_dir)[-last:] if last > 0 else []
+    if len(files) < 2:
+        return best, {"chosen": best.name, "candidates": {best.name: None},
+                      "note": "fewer than 2 numbered checkpoints: nothing to average"}
+    averaged = model_dir / "averaged.pt"
+    cfg = checkpoint.read_config(model_dir)
+    checkpoint.save({"model": checkpoint.average(files), "config": cfg.to_dict(),
+                     "averaged": [f.name for f in files]}, averaged)
+    scores = {best.name: dev_bleu(best), averaged.name: dev_bleu(averaged)}
+    chosen = averaged if scores[averaged.name] > scores[best.name] else best
+    log(f"dev BLEU (greedy): {scores}; evaluating {chosen.name}")
+    return chosen, {"chosen": chosen.name, "candidates": scores,
+                    "averaged": [f.name for f in files]}
+
+
 def train_info(model_dir: Path) -> dict:
     """What the model directory's last checkpoint says about its training."""
     st = checkpoint.load(model_dir / "last.pt")["train_state"]
@@ -88,7 +119,8 @@ def train_info(model_dir: Path) -> dict:
 
 
 def run_benchmark(weights: Path, out_dir: Path, name: str, beam: int,
-                  length_penalties: list[str], train_info: dict, log=print) -> dict:
+                  length_penalties: list[str], train_info: dict, log=print,
+                  selection: dict | None = None) -> dict:
     """Evaluate `weights` (a .pt file inside a model directory)."""
     model, cfg, vocabs = load_model(weights)
     lp, dev_bleu = tune_length_penalty(model, vocabs, cfg, beam, length_penalties)
@@ -98,7 +130,7 @@ def run_benchmark(weights: Path, out_dir: Path, name: str, beam: int,
     record = {"name": name, "weights": str(weights), "commit": git_commit(),
               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "data": {"path": cfg.data.path, "src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
-              "train": train_info, "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
+              "train": train_info, "selection": selection, "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
               "dev_tuning": {"beam": beam, "bleu_by_length_penalty": dev_bleu, "chosen": lp},
               "test": {}}
     for split in cfg.data.test_splits:

@@ -156,6 +156,9 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["rng"]
+        if not isinstance(rng, list):
+            raise NmtError(f"{self.model_dir / 'last.pt'}: written by an older nmt without "
+                           "per-process RNG states; it cannot be resumed")
         if len(rng) != self.dist.world_size:
             raise NmtError(f"{self.model_dir / 'last.pt'} was saved by {len(rng)} process(es); "
                            f"resume it with as many (this run has {self.dist.world_size})")

@@ -36,3 +36,42 @@ def test_benchmark_record_and_hypothesis_files(tmp_path, capsys):
         assert test[mode]["chrf"]["signature"].startswith("nrefs:1|case:mixed")
         assert test[mode]["speed"]["sents_per_s"] > 0
     assert "| test | beam |" in capsys.readouterr().out
+
+
+def _trained(tmp_path, **train):
+    from nmt.train import train as run_train
+
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=120, n_dev=10)
+    model_dir = tmp_path / "model"
+    run_train(toy_config(corpus, **train), model_dir, quiet=True)
+    return model_dir
+
+
+def test_select_weights_averages_last_n_and_picks_by_dev_bleu(tmp_path, monkeypatch):
+    import torch
+
+    from nmt import benchmark, checkpoint
+
+    model_dir = _trained(tmp_path, max_steps=8, validate_every=2, keep_checkpoints=3)
+    files = checkpoint.numbered(model_dir)
+    assert [f.name for f in files] == ["step4.pt", "step6.pt", "step8.pt"]
+    scripted = {"best.pt": 30.0, "averaged.pt": 31.0}
+    monkeypatch.setattr(benchmark, "dev_bleu", lambda path: scripted[path.name])
+    chosen, info = benchmark.select_weights(model_dir, last=2, log=lambda *_: None)
+    assert chosen == model_dir / "averaged.pt"
+    assert info["averaged"] == ["step6.pt", "step8.pt"]
+    avg = checkpoint.load(chosen)["model"]
+    a, b = (checkpoint.load(f)["model"] for f in files[1:])
+    for k in avg:
+        torch.testing.assert_close(avg[k], (a[k] + b[k]) / 2)
+    scripted["averaged.pt"] = 30.0  # a tie keeps best.pt
+    chosen, info = benchmark.select_weights(model_dir, last=2, log=lambda *_: None)
+    assert chosen == model_dir / "best.pt" and info["candidates"]["averaged.pt"] == 30.0
+
+
+def test_select_weights_without_numbered_checkpoints_uses_best(tmp_path):
+    from nmt import benchmark
+
+    model_dir = _trained(tmp_path, max_steps=4, validate_every=2)
+    chosen, info = benchmark.select_weights(model_dir, last=5, log=lambda *_: None)
+    assert chosen == model_dir / "best.pt" and not (model_dir / "averaged.pt").exists()

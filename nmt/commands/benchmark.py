@@ -14,8 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True, metavar="DIR")
     parser.add_argument("--name", required=True, help="results name, e.g. multi30k-en-de")
     parser.add_argument("--out", default="data/benchmarks", metavar="DIR")
-    parser.add_argument("--weights", default="best.pt", metavar="FILE",
-                        help="weights file inside DIR to evaluate (e.g. averaged.pt)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="weights file inside DIR to evaluate (default: best.pt or the "
+                        "average of the last --average validations, whichever has the higher "
+                        "dev BLEU)")
+    parser.add_argument("--average", type=int, default=5, metavar="N",
+                        help="candidate average of the newest N step*.pt files (0: off)")
     parser.add_argument("--beam", type=int, default=5, metavar="K")
     parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0",
                         help="candidates tried on the dev split (comma-separated)")
@@ -24,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.benchmark import run_benchmark, summary_rows, train_info
+    from nmt.benchmark import run_benchmark, select_weights, summary_rows, train_info
     from nmt.config import load_config
     from nmt.errors import NmtError
     from nmt.train import train
@@ -38,11 +42,15 @@ def run(args: argparse.Namespace) -> int:
         raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
     if args.beam < 1:
         raise NmtError("--beam: must be >= 1")
-    weights = model_dir / args.weights
+    if args.weights:
+        weights, selection = model_dir / args.weights, {"chosen": args.weights, "note": "given"}
+    else:
+        weights, selection = select_weights(model_dir, args.average)
     if not weights.is_file():
         raise NmtError(f"{weights}: not found")
     record = run_benchmark(weights, Path(args.out), args.name, args.beam,
-                           args.length_penalties.split(","), train_info(model_dir))
+                           args.length_penalties.split(","), train_info(model_dir),
+                           selection=selection)
     print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")
     print("|---|---|---|---|---|---|")
     print("\n".join(summary_rows(record)))
