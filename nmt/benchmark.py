@@ -2,7 +2,7 @@
 
 For a config naming a corpus and a direction it
 - trains into the model directory (or resumes / reuses what is there);
-- picks the length penalty for beam search on the dev split only (cased BLEU);
+- picks the beam size and length penalty on the dev split only (cased BLEU);
 - decodes each test split with greedy search and with beam search, timing both;
 - scores each with sacreBLEU: BLEU cased, BLEU lowercased, chrF, every value with its
   signature;
@@ -25,6 +25,7 @@ from nmt import checkpoint
 from nmt.checkpoint import load_model
 from nmt.config import Config
 from nmt.data import clean, load_split
+from nmt.inference import prepare_for_inference
 from nmt.io import atomic_open
 from nmt.metrics import corpus_scores
 from nmt.translator import Translator, make_search
@@ -66,17 +67,21 @@ def score_all(hyps: list[str], refs: list[str]) -> dict:
     return {"bleu": cased[0].to_dict(), "bleu_lc": lower[0].to_dict(), "chrf": cased[1].to_dict()}
 
 
-def tune_length_penalty(model, vocabs, cfg: Config, beam: int, candidates: list[str]):
-    """The length penalty with the best cased dev BLEU (ties: the earlier candidate)."""
+def tune_decoding(model, vocabs, cfg: Config, beams: list[int], penalties: list[str]):
+    """The (beam size, length penalty) with the best cased dev BLEU (ties: the earlier one).
+
+    Returns the chosen pair and every grid point's dev BLEU, keyed "beam K, LP".
+    """
     src, refs = load_pairs(cfg, cfg.data.dev_split)
     results = {}
-    for lp in candidates:
-        decode = dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)
-        translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
-        hyps, _ = decode_split(translator, src)
-        results[lp] = corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
-    best = max(candidates, key=lambda lp: results[lp])
-    return best, results
+    for beam in beams:
+        for lp in penalties:
+            decode = dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)
+            translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+            hyps, _ = decode_split(translator, src)
+            results[(beam, lp)] = corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+    best = max(results, key=lambda k: results[k])
+    return best, {f"beam {k}, {lp}": v for (k, lp), v in results.items()}
 
 
 def dev_bleu(weights: Path) -> float:
@@ -118,20 +123,22 @@ def train_info(model_dir: Path) -> dict:
             "best_step": st["best_step"], "stopped": st["stopped"]}
 
 
-def run_benchmark(weights: Path, out_dir: Path, name: str, beam: int,
+def run_benchmark(weights: Path, out_dir: Path, name: str, beams: list[int],
                   length_penalties: list[str], train_info: dict, log=print,
                   selection: dict | None = None) -> dict:
     """Evaluate `weights` (a .pt file inside a model directory)."""
     model, cfg, vocabs = load_model(weights)
-    lp, dev_bleu = tune_length_penalty(model, vocabs, cfg, beam, length_penalties)
-    log(f"dev BLEU by length penalty (beam {beam}): {dev_bleu}; chosen {lp}")
+    model = prepare_for_inference(model)  # what `translate` runs: the fused step
+    (beam, lp), dev_bleu = tune_decoding(model, vocabs, cfg, beams, length_penalties)
+    log(f"dev BLEU by beam size and length penalty: {dev_bleu}; chosen beam {beam}, {lp}")
     modes = {"greedy": dataclasses.replace(cfg.decode, beam_size=1),
              "beam": dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)}
     record = {"name": name, "weights": str(weights), "commit": git_commit(),
               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "data": {"path": cfg.data.path, "src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
-              "train": train_info, "selection": selection, "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
-              "dev_tuning": {"beam": beam, "bleu_by_length_penalty": dev_bleu, "chosen": lp},
+              "train": train_info, "selection": selection,
+              "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
+              "dev_tuning": {"bleu": dev_bleu, "beam": beam, "length_penalty": lp},
               "test": {}}
     for split in cfg.data.test_splits:
         src, refs = load_pairs(cfg, split)

@@ -26,16 +26,22 @@ from nmt.vocab import PAD_ID
 
 @dataclass
 class Memory:
-    """The encoder memory of a batch: states (B, S, M), keys (B, S, K), mask (B, S)."""
+    """The encoder memory of a batch: states (B, S, M), keys (B, S, K), mask (B, S).
+
+    With a shortlist (see `nmt.shortlist`): vocab (V',) the target ids this batch may emit
+    and out_weight (V', A) their output-layer rows; both belong to the batch, not to a row.
+    """
 
     states: torch.Tensor
     keys: torch.Tensor
     mask: torch.Tensor
+    vocab: torch.Tensor | None = None
+    out_weight: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (N,) of the batch, e.g. to expand to a beam or drop finished rows."""
         return Memory(self.states.index_select(0, index), self.keys.index_select(0, index),
-                      self.mask.index_select(0, index))
+                      self.mask.index_select(0, index), self.vocab, self.out_weight)
 
 
 @dataclass
@@ -58,6 +64,36 @@ class StepOutput:
     out: torch.Tensor
     state: DecoderState
     attn: torch.Tensor
+
+
+class FusedStep(nn.Module):
+    """Inference-time weights of the decoder LSTM step, fused (see `Decoder.fuse`).
+
+    gate_table (V, 4H): the first layer's embedding gates W_e E_y + b for every target token,
+    so a step looks them up instead of multiplying; `rec`: [s_{t-1}; extra] -> gates, one
+    matmul for the recurrent and the extra (context or feed) inputs; `upper[l-1]`:
+    [x; s_{t-1}] -> gates of layer l >= 1. Plain `nn.Linear`s, so int8 dynamic quantization
+    applies to them.
+    """
+
+    def __init__(self, rnn: nn.LSTM, embed: nn.Embedding, emb_size: int):
+        super().__init__()
+        w_ih, w_hh = rnn.weight_ih_l0.detach(), rnn.weight_hh_l0.detach()
+        bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach()
+        self.register_buffer("gate_table", F.linear(embed.weight.detach(), w_ih[:, :emb_size],
+                                                    bias), persistent=False)  # (V, 4H)
+        rec = torch.cat([w_hh, w_ih[:, emb_size:]], dim=1)  # (4H, H + X)
+        self.rec = nn.Linear(rec.size(1), rec.size(0), bias=False)
+        self.rec.weight.data.copy_(rec)
+        self.upper = nn.ModuleList()
+        for layer in range(1, rnn.num_layers):
+            w = torch.cat([getattr(rnn, f"weight_ih_l{layer}"),
+                           getattr(rnn, f"weight_hh_l{layer}")], dim=1).detach()  # (4H, 2H)
+            lin = nn.Linear(w.size(1), w.size(0))
+            lin.weight.data.copy_(w)
+            lin.bias.data.copy_((getattr(rnn, f"bias_ih_l{layer}")
+                                 + getattr(rnn, f"bias_hh_l{layer}")).detach())
+            self.upper.append(lin)
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,6 +124,23 @@ class Decoder(nn.Module):
         if cfg.bridge:
             self.bridge_h = nn.Linear(memory_size, H)
             self.bridge_c = nn.Linear(memory_size, H)
+        self.fused: FusedStep | None = None
+
+    def fuse(self) -> None:
+        """Freeze a fused copy of the LSTM step weights for inference (eval mode only).
+
+        The copy is a snapshot: switching back to training mode drops it.
+        """
+        self.fused = FusedStep(self.rnn, self.embed, self.emb_size).to(self.embed.weight.device)
+
+    def train(self, mode: bool = True) -> Decoder:
+        if mode:
+            self.fused = None
+        return super().train(mode)
+
+    @property
+    def _use_fused(self) -> bool:
+        return self.fused is not None and not self.training
 
     def init_state(self, final_h: torch.Tensor, final_c: torch.Tensor) -> DecoderState:
         """final_h, final_c (Le, 2, B, He) from the encoder -> the decoder's initial state."""
@@ -107,12 +160,16 @@ class Decoder(nn.Module):
     def embed_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (B,) or (B, T) -> embeddings (.., E) and their first-layer gates (.., 4H)."""
         emb = self.dropout(self.embed(tokens))
+        if self._use_fused:
+            return emb, self.fused.gate_table[tokens]
         gates = F.linear(emb, self.rnn.weight_ih_l0[:, : self.emb_size],
                          self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
         return emb, gates
 
     def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState):
         """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None."""
+        if self._use_fused:
+            return self._lstm_fused(x_gates, extra, state)
         hs, cs = [], []
         gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
         if extra is not None:
@@ -126,6 +183,18 @@ class Decoder(nn.Module):
             b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
             x = F.dropout(h, self.rnn.dropout, self.training)
             h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[layer], w_hh), state.c[layer])
+            hs.append(h)
+            cs.append(c)
+        return torch.stack(hs), torch.stack(cs)
+
+    def _lstm_fused(self, x_gates: torch.Tensor, extra: torch.Tensor | None,
+                    state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_lstm` with the fused weights: one matmul per layer (same values, to rounding)."""
+        rec_in = state.h[0] if extra is None else torch.cat([state.h[0], extra], dim=-1)
+        h, c = lstm_cell(x_gates + self.fused.rec(rec_in), state.c[0])
+        hs, cs = [h], [c]
+        for layer, proj in enumerate(self.fused.upper, start=1):
+            h, c = lstm_cell(proj(torch.cat([h, state.h[layer]], dim=-1)), state.c[layer])
             hs.append(h)
             cs.append(c)
         return torch.stack(hs), torch.stack(cs)

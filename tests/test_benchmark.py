@@ -20,11 +20,15 @@ def test_benchmark_record_and_hypothesis_files(tmp_path, capsys):
         "test_splits: []", "test_splits:\n  - test"), encoding="utf-8")
     out = tmp_path / "bench"
     assert main(["--config", str(cfg_file), "--model-dir", str(tmp_path / "model"), "--name",
-                 "toy-xx-yy", "--out", str(out), "--beam", "3", "--length-penalties",
+                 "toy-xx-yy", "--out", str(out), "--beams", "2,3", "--length-penalties",
                  "none,gnmt:1.0", "--quiet"]) == 0
     record = json.loads((out / "toy-xx-yy.json").read_text(encoding="utf-8"))
     assert record["train"]["steps"] == 6
-    assert record["dev_tuning"]["chosen"] in ("none", "gnmt:1.0")
+    tuning = record["dev_tuning"]
+    assert set(tuning["bleu"]) == {f"beam {k}, {lp}" for k in (2, 3) for lp in ("none", "gnmt:1.0")}
+    assert tuning["bleu"][f"beam {tuning['beam']}, {tuning['length_penalty']}"] == max(
+        tuning["bleu"].values())
+    assert record["decode"]["beam"]["beam_size"] == tuning["beam"]
     test = record["test"]["test"]
     assert test["n"] == 20
     refs = (corpus / "test.yy").read_text(encoding="utf-8").splitlines()

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "dev BLEU)")
     parser.add_argument("--average", type=int, default=5, metavar="N",
                         help="candidate average of the newest N step*.pt files (0: off)")
-    parser.add_argument("--beam", type=int, default=5, metavar="K")
-    parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0",
+    parser.add_argument("--beams", default="5", metavar="K[,K...]",
+                        help="beam sizes tried on the dev split (comma-separated; default 5)")
+    parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0,gnmt:1.5",
                         help="candidates tried on the dev split (comma-separated)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--quiet", action="store_true")
@@ -40,15 +41,19 @@ def run(args: argparse.Namespace) -> int:
         train(cfg, model_dir, resume=resume, quiet=args.quiet)
     elif not (model_dir / "last.pt").is_file():
         raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
-    if args.beam < 1:
-        raise NmtError("--beam: must be >= 1")
+    try:
+        beams = [int(k) for k in args.beams.split(",")]
+    except ValueError:
+        raise NmtError(f"--beams {args.beams}: expected comma-separated integers") from None
+    if min(beams) < 1:
+        raise NmtError("--beams: every beam size must be >= 1")
     if args.weights:
         weights, selection = model_dir / args.weights, {"chosen": args.weights, "note": "given"}
     else:
         weights, selection = select_weights(model_dir, args.average)
     if not weights.is_file():
         raise NmtError(f"{weights}: not found")
-    record = run_benchmark(weights, Path(args.out), args.name, args.beam,
+    record = run_benchmark(weights, Path(args.out), args.name, beams,
                            args.length_penalties.split(","), train_info(model_dir),
                            selection=selection)
     print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")

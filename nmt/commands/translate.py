@@ -11,6 +11,9 @@ input line: {"line": N, "hyps": [{"text": ..., "score": ...}, ...]}.
 
 With `--replace-unk`, each UNK in the (1-best) output is replaced by the source word it
 attends to most: its attention row summed over each source word's subwords, argmax.
+
+With `--shortlist`, each batch scores only the target subwords in its candidate set from
+the model directory's `shortlist.pt` (see `nmt shortlist`): faster, nearly the same output.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="max output length = R * source length + offset")
     parser.add_argument("--max-input-tokens", type=int, metavar="N",
                         help="split longer source lines into chunks of at most N subwords")
+    parser.add_argument("--quantize", action="store_true", help="int8 weights with dynamic "
+                        "activation quantization (CPU; faster, slightly different output)")
+    parser.add_argument("--shortlist", action="store_true", help="score only the target "
+                        "subwords that each batch's source suggests, from DIR/shortlist.pt "
+                        "(build it with `nmt shortlist --model-dir DIR`)")
     parser.add_argument("--num-threads", type=int, metavar="N", help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
 
@@ -90,9 +98,11 @@ def format_output(translator, results, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nmt.checkpoint import load_model
+    from nmt.checkpoint import checkpoint_path, load_model
     from nmt.errors import NmtError
+    from nmt.inference import prepare_for_inference
     from nmt.io import atomic_open, read_lines
+    from nmt.shortlist import SHORTLIST_FILE, Shortlist
     from nmt.translator import Translator, make_search
 
     if args.num_threads is not None and args.num_threads < 1:
@@ -102,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     lines = read_lines(args.input) if args.input else read_lines(None, sys.stdin.buffer)
     model, cfg, vocabs = load_model(args.checkpoint)
     decode = _decode_config(args, cfg.decode)
+    shortlist = None
+    if args.shortlist:
+        shortlist = Shortlist.load(checkpoint_path(args.checkpoint).parent / SHORTLIST_FILE,
+                                   len(vocabs.src), len(vocabs.tgt))
+    model = prepare_for_inference(model, quantize=args.quantize)
 
     def on_split(line_no: int, n_chunks: int) -> None:
         if not args.quiet:
@@ -110,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
 
     translator = Translator(model, vocabs.src, vocabs.tgt, decode,
-                            search=make_search(decode, args.nbest))
+                            search=make_search(decode, args.nbest), shortlist=shortlist)
     results = translator.translate(lines, progress=not args.quiet, on_split=on_split)
     if args.replace_unk:
         for line, result in zip(lines, results, strict=True):

@@ -1,0 +1,43 @@
+"""Prepare a trained model for fast CPU decoding: fused step weights, optional int8.
+
+`prepare_for_inference(model)` puts the model in eval mode and fuses the decoder's LSTM step
+(`Decoder.fuse`): the first layer's embedding gates become a (V, 4H) lookup table and the
+recurrent and extra inputs share one matmul. This is exact up to float rounding.
+
+With `quantize=True` every `nn.Linear` (attention, output layer, fused LSTM step, bridge,
+output projection) and the encoder's LSTM get int8 weights with dynamic (per-batch)
+activation quantization (`torch.ao.quantization.quantize_dynamic`). This is approximate;
+its BLEU cost is measured in BENCHMARKS.md. The embeddings and the gate table stay fp32.
+A prepared model is for decoding only (teacher forcing with the fast path still works in
+fp32; do not train it).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from nmt.errors import NmtError
+from nmt.model import Seq2Seq
+
+
+def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
+    """The model, in eval mode, with a fused decoder step; int8 weights if `quantize`."""
+    model.eval()
+    model.decoder.fuse()
+    if not quantize:
+        return model
+    if next(model.parameters()).device.type != "cpu":
+        raise NmtError("--quantize: int8 dynamic quantization runs on the CPU only")
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise NmtError(f"--quantize: torch {torch.__version__} has no "
+                       "torch.ao.quantization.quantize_dynamic") from None
+    with warnings.catch_warnings():  # torch.ao's deprecation notices, once per call
+        warnings.simplefilter("ignore")
+        model.encoder.rnn = quantize_dynamic(nn.Sequential(model.encoder.rnn), {nn.LSTM},
+                                             dtype=torch.qint8)[0]
+        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)

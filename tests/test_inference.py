@@ -1,0 +1,110 @@
+"""Inference preparation: the fused decoder step equals the plain one; int8 stays close."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.ao.nn.quantized import dynamic as qdyn
+
+from nmt.inference import prepare_for_inference
+from nmt.model import build_model
+from nmt.search import beam_search, greedy
+from nmt.vocab import BOS_ID
+from tests.test_model import VARIANTS, padded_batch, tiny_config
+
+V = 30
+
+
+def model_pair(attention: str, feeding: bool, layers: int = 1, seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers)
+    plain = build_model(cfg, V, V).eval()
+    with torch.no_grad():  # larger weights: peaked distributions, distinct argmaxes
+        for p in plain.parameters():
+            p.mul_(3.0)
+    return plain, prepare_for_inference(copy.deepcopy(plain))
+
+
+@pytest.mark.parametrize("attention,feeding,layers", [*((a, f, 1) for a, f in VARIANTS),
+                                                      ("bahdanau", True, 2), ("general", True, 2)])
+def test_fused_step_equals_plain_step(attention, feeding, layers):
+    plain, fused = model_pair(attention, feeding, layers)
+    assert fused.decoder.fused is not None and plain.decoder.fused is None
+    src, lengths = padded_batch([5, 3, 4], vocab=V)
+    with torch.inference_mode():
+        outs = []
+        for model in (plain, fused):
+            memory, state = model.encode(src, lengths)
+            tokens, steps = torch.full((3,), BOS_ID), []
+            for t in range(4):
+                r = model.decode_step(tokens, state, memory)
+                steps.append((r.log_probs, r.attn, r.state.h, r.state.c))
+                state, tokens = r.state, torch.tensor([5 + t, 7, 9])
+            outs.append(steps)
+    for a, b in zip(*outs, strict=True):
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False),
+                                               ("concat", True)])
+def test_fused_search_gives_the_same_hypotheses(attention, feeding):
+    plain, fused = model_pair(attention, feeding, layers=2)
+    src, lengths = padded_batch([6, 2, 5, 4], vocab=V, seed=1)
+    for search in (lambda m: greedy(m, src, lengths),
+                   lambda m: beam_search(m, src, lengths, beam_size=4, n_best=2)):
+        a, b = search(plain), search(fused)
+        flat_a = [h for x in a for h in (x if isinstance(x, list) else [x])]
+        flat_b = [h for x in b for h in (x if isinstance(x, list) else [x])]
+        assert [h.tokens for h in flat_a] == [h.tokens for h in flat_b]
+        for x, y in zip(flat_a, flat_b, strict=True):
+            assert y.score == pytest.approx(x.score, abs=1e-4)
+
+
+def test_training_mode_drops_the_fused_snapshot():
+    plain, fused = model_pair("bahdanau", True)
+    fused.train()
+    assert fused.decoder.fused is None
+
+
+def test_int8_quantizes_every_linear_and_stays_close():
+    plain, _ = model_pair("bahdanau", True)
+    with torch.no_grad():  # back to moderate weights: int8 error relative to a usable model
+        for p in plain.parameters():
+            p.div_(3.0)
+    q = prepare_for_inference(copy.deepcopy(plain), quantize=True)
+    linears = [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]
+    assert linears == []
+    assert isinstance(q.generator, qdyn.Linear) and isinstance(q.encoder.rnn, qdyn.LSTM)
+    assert isinstance(q.decoder.fused.rec, qdyn.Linear)
+    src, lengths = padded_batch([5, 3, 4], vocab=V)
+    with torch.inference_mode():
+        lp = []
+        for model in (plain, q):
+            memory, state = model.encode(src, lengths)
+            lp.append(model.decode_step(torch.full((3,), BOS_ID), state, memory).log_probs)
+    assert (lp[0] - lp[1]).abs().max() < 0.05
+    assert not torch.equal(lp[0], lp[1])  # it really runs the int8 path
+
+
+def test_translate_quantize_keeps_lines_and_mostly_agrees(tmp_path):
+    from nmt.commands.translate import main
+    from nmt.train import train
+    from tests.helpers import toy_config, write_toy_corpus
+
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=300, n_dev=40)
+    model_dir = tmp_path / "model"
+    train(toy_config(corpus, max_steps=60, validate_every=30), model_dir, quiet=True)
+    src = corpus / "dev.xx"
+    n = len(src.read_text(encoding="utf-8").splitlines())
+    outs = {}
+    for flag in ([], ["--quantize"]):
+        out = tmp_path / f"out{len(flag)}.txt"
+        assert main(["--checkpoint", str(model_dir), "--input", str(src), "--output", str(out),
+                     "--beam", "3", "--quiet", *flag]) == 0
+        outs[bool(flag)] = out.read_text(encoding="utf-8").splitlines()
+        assert len(outs[bool(flag)]) == n
+    same = sum(a == b for a, b in zip(outs[False], outs[True], strict=True))
+    assert same >= 0.8 * n, f"int8 changed {n - same} of {n} translations"
