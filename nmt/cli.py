@@ -15,6 +15,7 @@ COMMANDS = {
     "align-score": "precision, recall and AER of Pharaoh alignments against a reference",
     "average": "average the weights of the last N validation checkpoints",
     "benchmark": "train, tune decoding on dev, score every test set (BLEU, chrF) to JSON",
+    "shortlist": "build a target-vocabulary shortlist for faster decoding (shortlist.pt)",
 }
 
 

@@ -166,14 +166,22 @@ class Decoder(nn.Module):
                          self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
         return emb, gates
 
-    def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState):
+    def extra_weight(self) -> torch.Tensor:
+        """The first layer's input weights for the extra input (4H, X): a view, taken once per
+        sequence by teacher forcing (a fresh slice per step would make autograd write a
+        full-size zero gradient of `weight_ih_l0` at every step)."""
+        return self.rnn.weight_ih_l0[:, self.emb_size:]
+
+    def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState,
+              w_extra: torch.Tensor | None = None):
         """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None."""
         if self._use_fused:
             return self._lstm_fused(x_gates, extra, state)
         hs, cs = [], []
         gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
         if extra is not None:
-            gates = gates + F.linear(extra, self.rnn.weight_ih_l0[:, self.emb_size:])
+            w_extra = self.extra_weight() if w_extra is None else w_extra
+            gates = gates + F.linear(extra, w_extra)
         h, c = lstm_cell(gates, state.c[0])
         hs.append(h)
         cs.append(c)
@@ -200,18 +208,20 @@ class Decoder(nn.Module):
         return torch.stack(hs), torch.stack(cs)
 
     def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
-             memory: Memory) -> StepOutput:
+             memory: Memory, w_extra: torch.Tensor | None = None) -> StepOutput:
         """One decoder time step; the only step function, used by training and search.
 
         Shapes: emb (B, E) and x_gates (B, 4H) from `embed_tokens` of y_{t-1}; state as in
-        DecoderState. Returns o_t (B, A), the new state and alpha_t (B, S).
+        DecoderState; w_extra: `extra_weight()` when the caller steps a whole sequence.
+        Returns o_t (B, A), the new state and alpha_t (B, S).
         """
         if self.scheme == "bahdanau":
             context, attn = self.attention(state.h[-1], memory.keys, memory.states, memory.mask)
-            h, c = self._lstm(x_gates, context, state)
+            h, c = self._lstm(x_gates, context, state, w_extra)
             out = torch.tanh(self.out_proj(torch.cat([h[-1], context, emb], dim=-1)))
         else:
-            h, c = self._lstm(x_gates, state.feed if self.input_feeding else None, state)
+            feed = state.feed if self.input_feeding else None
+            h, c = self._lstm(x_gates, feed, state, w_extra)
             context, attn = self.attention(h[-1], memory.keys, memory.states, memory.mask)
             out = torch.tanh(self.out_proj(torch.cat([context, h[-1]], dim=-1)))
         feed = out if self.input_feeding else state.feed
@@ -235,9 +245,10 @@ class Decoder(nn.Module):
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
             return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1))), attn
         outs, attns = [], []
+        w_extra = self.extra_weight()
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step
         for emb_t, gates_t in zip(emb.unbind(1), x_gates.unbind(1), strict=True):
-            step = self.step(emb_t, gates_t, state, memory)
+            step = self.step(emb_t, gates_t, state, memory, w_extra)
             state = step.state
             outs.append(step.out)
             attns.append(step.attn)

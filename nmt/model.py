@@ -8,6 +8,7 @@ Attention weights are always (B, T, S).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -48,18 +49,43 @@ class Seq2Seq(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.decoder.embed.weight
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
-        """src (B, S), src_lengths (B,) -> the memory (keys computed once) and initial state."""
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor,
+               vocab: torch.Tensor | None = None) -> tuple[Memory, DecoderState]:
+        """src (B, S), src_lengths (B,) -> the memory (keys computed once) and initial state.
+
+        vocab (V',): unique target ids the batch may emit (a shortlist); their output-layer
+        rows are gathered here, once, and `decode_step` scores only them.
+        """
         enc = self.encoder(src, src_lengths)
-        memory = Memory(enc.states, self.decoder.attention.keys(enc.states), enc.mask)
+        out_weight = None if vocab is None else self._generator_weight().index_select(0, vocab)
+        memory = Memory(enc.states, self.decoder.attention.keys(enc.states), enc.mask, vocab,
+                        out_weight)  # out_weight (V', A)
         return memory, self.decoder.init_state(enc.final_h, enc.final_c)
 
+    def _generator_weight(self) -> torch.Tensor:
+        """The output layer's (V, A) weight; an int8 dynamic-quantized layer's, dequantized."""
+        weight = self.generator.weight
+        return weight().dequantize() if callable(weight) else weight
+
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
-        """tokens (B,): y_{t-1} -> log p(y_t | ...) (B, V), new state, attention (B, S)."""
+        """tokens (B,): y_{t-1} -> log p(y_t | ...) (B, V), new state, attention (B, S).
+
+        With `memory.vocab` the softmax runs over those ids only; the others get -inf.
+        """
         emb, x_gates = self.decoder.embed_tokens(tokens)
         step = self.decoder.step(emb, x_gates, state, memory)
+        if memory.vocab is not None:
+            return StepResult(self._shortlist_log_probs(self.dropout(step.out), memory),
+                              step.state, step.attn)
         logits = self.generator(self.dropout(step.out))
         return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn)
+
+    def _shortlist_log_probs(self, out: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """out (B, A) -> (B, V) log-probs normalised over `memory.vocab`, -inf elsewhere."""
+        logits = F.linear(out, memory.out_weight)  # (B, V')
+        log_probs = F.log_softmax(logits.float(), dim=-1)
+        full = log_probs.new_full((out.size(0), self.generator.out_features), -math.inf)
+        return full.index_copy_(1, memory.vocab, log_probs)  # (B, V)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 fast: bool = True) -> ModelOutput:

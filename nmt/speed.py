@@ -1,16 +1,23 @@
 """Speed benchmark: training and decoding throughput against the machine's matmul peak.
 
-Each phase runs in its own process (so each reports its own peak resident memory):
+Each phase runs in its own process (so each reports its own peak resident memory, and no
+phase's numbers depend on what ran before it):
 - `peak`: fp32 matmul GFLOP/s with the same thread count (median of several timed runs);
 - `train`: `steps` training steps after `warmup` steps on the config's corpus; target
   tokens/s, model FLOPs per target token (counted with `torch.utils.flop_counter` on real
   batches, forward + backward), achieved GFLOP/s and its share of the peak;
-- `decode`: greedy and beam-5 decoding of a test split with a trained model directory.
+- `decode`: greedy and beam-5 decoding of a test split with a trained model directory;
+- `train_curve`: target tokens/s of a few training steps at each of several batch sizes;
+- `decode_curve`: ms per sentence of greedy and beam-5 decoding against source length, on
+  inputs of 1-10, 11-20, ..., 91-100 subword tokens made from the split (`length_inputs`);
+- `profile`: the ops with the most self CPU time (`nmt.profile.top_ops`) in a few training
+  steps and, with a trained model, in beam-5 decoding of the split's first N sentences.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import resource
@@ -19,13 +26,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nmt.config import Config, load_config
 from nmt.errors import NmtError
+from nmt.vocab import SubwordVocab, Vocabs
+
+if TYPE_CHECKING:
+    from nmt.train import Trainer
+    from nmt.translator import Translator
+
+# (name, beam size) of the decoding modes the decode phases time; JSON keys use the names
+DECODE_MODES = (("greedy", 1), ("beam5", 5))
+CURVE_BUCKETS = tuple((lo, lo + 9) for lo in range(1, 100, 10))  # source subword tokens
+CURVE_BATCH_TOKENS = (512, 1024, 2048, 4096, 8192)  # defaults of --curve-batch-tokens
+CURVE_INPUTS = 40  # inputs per source-length bucket
+CURVE_STEPS = 10  # timed training steps per batch size
+PROFILE_TRAIN_STEPS = 3
+WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
 
 
 def peak_rss_mib() -> float:
@@ -44,50 +67,203 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
-    from nmt.train import Trainer, prepare_model_dir
+# ---------------------------------------------------------------------------- training
 
-    model_dir = Path(tempfile.mkdtemp(prefix="nmt-speed-"))
-    vocabs = prepare_model_dir(cfg, model_dir, quiet=True)
-    trainer = Trainer(cfg, model_dir, vocabs, quiet=True)
-    batches = trainer.batches.epoch_batches(0)
-    if len(batches) < warmup + steps + 1:
-        raise NmtError(f"only {len(batches)} batches in an epoch; lower --steps")
-    trainer.model.train()
-    for i in range(warmup):
-        trainer.train_update([batches[i]])
-    with FlopCounterMode(display=False) as counter:  # one counted step, not timed
-        _, counted_tokens = trainer.train_update([batches[warmup]])
-    flops_per_token = counter.get_total_flops() / counted_tokens
-    tokens, start = 0, time.perf_counter()
-    for i in range(warmup + 1, warmup + 1 + steps):
-        tokens += trainer.train_update([batches[i]])[1]
-    seconds = time.perf_counter() - start
+
+@contextlib.contextmanager
+def scratch_model_dir(cfg: Config) -> Iterator[tuple[Path, Vocabs]]:
+    """A temporary model directory with subword models trained for `cfg`: (dir, Vocabs)."""
+    from nmt.train import prepare_model_dir
+
+    with tempfile.TemporaryDirectory(prefix="nmt-speed-") as tmp:
+        yield Path(tmp), prepare_model_dir(cfg, Path(tmp), quiet=True)
+
+
+def timed_updates(trainer: Trainer, batches: list[list[int]], start: int,
+                  steps: int) -> tuple[int, float]:
+    """(target tokens, seconds) of `steps` updates of one batch each, from batches[start] on
+    (wrapping around at the end of the list)."""
+    tokens, begin = 0, time.perf_counter()
+    for i in range(start, start + steps):
+        tokens += trainer.train_update([batches[i % len(batches)]])[1]
+    return tokens, time.perf_counter() - begin
+
+
+def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
+    from nmt.train import Trainer
+
+    with scratch_model_dir(cfg) as (model_dir, vocabs):
+        trainer = Trainer(cfg, model_dir, vocabs, quiet=True)
+        batches = trainer.batches.epoch_batches(0)
+        if len(batches) < warmup + steps + 1:
+            raise NmtError(f"only {len(batches)} batches in an epoch; lower --steps")
+        trainer.model.train()
+        timed_updates(trainer, batches, 0, warmup)
+        with FlopCounterMode(display=False) as counter:  # one counted step, not timed
+            _, counted_tokens = trainer.train_update([batches[warmup]])
+        flops_per_token = counter.get_total_flops() / counted_tokens
+        tokens, seconds = timed_updates(trainer, batches, warmup + 1, steps)
     return {"train_tokens_per_s": tokens / seconds, "train_flops_per_token": flops_per_token,
             "train_gflops": tokens / seconds * flops_per_token / 1e9, "train_steps": steps,
             "train_seconds": seconds, "train_peak_rss_mib": peak_rss_mib()}
 
 
-def decode_phase(cfg: Config, checkpoint: str, split: str) -> dict:
-    from nmt.benchmark import decode_split, load_pairs
+def train_curve_phase(cfg: Config, batch_tokens: list[int], steps: int, warmup: int) -> dict:
+    """Target tokens/s against `train.batch_tokens`: for each size a fresh model (same seed),
+    `warmup` untimed then `steps` timed updates on the epoch's batches (reused if too few)."""
+    from nmt.train import Trainer
+
+    points = []
+    with scratch_model_dir(cfg) as (model_dir, vocabs):
+        for size in batch_tokens:
+            sized = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                       batch_tokens=size))
+            trainer = Trainer(sized, model_dir, vocabs, quiet=True)
+            batches = trainer.batches.epoch_batches(0)
+            trainer.model.train()
+            timed_updates(trainer, batches, 0, warmup)
+            tokens, seconds = timed_updates(trainer, batches, warmup, steps)
+            points.append({"batch_tokens": size, "tgt_tokens_per_s": tokens / seconds,
+                           "tgt_tokens_per_step": tokens / steps,
+                           "ms_per_step": 1000 * seconds / steps})
+    return {"train_curve": points}
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def decoding_setup(cfg: Config, checkpoint: str, split: str,
+                   modes: tuple[tuple[str, int], ...] = DECODE_MODES
+                   ) -> tuple[dict[str, Translator], SubwordVocab, list[str]]:
+    """A checkpoint's translators by mode name (one per (name, beam) of `modes`), its source
+    vocabulary, and the source lines of `split` (read as `cfg.data` says)."""
+    from nmt.benchmark import load_pairs
     from nmt.checkpoint import load_model
     from nmt.translator import Translator
 
     model, model_cfg, vocabs = load_model(checkpoint)
     src, _ = load_pairs(dataclasses.replace(model_cfg, data=cfg.data), split)
+    translators = {name: Translator(model, vocabs.src, vocabs.tgt,
+                                    dataclasses.replace(model_cfg.decode, beam_size=beam))
+                   for name, beam in modes}
+    return translators, vocabs.src, src
+
+
+def decode_phase(cfg: Config, checkpoint: str, split: str) -> dict:
+    from nmt.benchmark import decode_split
+
+    translators, _, src = decoding_setup(cfg, checkpoint, split)
     out = {"decode_split": split, "decode_sentences": len(src)}
-    for name, beam in (("greedy", 1), ("beam5", 5)):
-        decode = dataclasses.replace(model_cfg.decode, beam_size=beam)
-        _, speed = decode_split(Translator(model, vocabs.src, vocabs.tgt, decode), src)
+    for name, translator in translators.items():
+        _, speed = decode_split(translator, src)
         out[f"decode_{name}_sents_per_s"] = speed["sents_per_s"]
         out[f"decode_{name}_tokens_per_s"] = speed["tgt_tokens_per_s"]
     out["decode_peak_rss_mib"] = peak_rss_mib()
     return out
 
 
+def _cut(lines: list[list[str]], start: int, n_tokens: Callable[[str], int], target: int,
+         lo: int, hi: int) -> tuple[str, int] | None:
+    """The words of lines[start], lines[start + 1], ... (wrapping around) joined with spaces
+    until the text has >= `target` tokens: that text if it has <= `hi`, else the text one
+    word shorter if it has >= `lo`, else None. Returns (text, index of the line after its
+    last word). Gives up (None) after `hi` + 1 words: every word is taken to add a token."""
+    words: list[str] = []
+    shorter, i = None, start
+    while len(words) <= hi:
+        for word in lines[i % len(lines)]:
+            words.append(word)
+            text = " ".join(words)
+            n = n_tokens(text)
+            if n >= target:
+                return (text, i + 1) if n <= hi else shorter
+            shorter = (text, i + 1) if n >= lo else None
+        i += 1
+    return None
+
+
+def length_inputs(lines: list[str], n_tokens: Callable[[str], int], lo: int, hi: int,
+                  n: int) -> list[str]:
+    """`n` texts of `lo`..`hi` tokens (as `n_tokens(text)` counts) made from consecutive
+    `lines`, deterministically.
+
+    Text i aims at lo + i % (hi - lo + 1) tokens, so the lengths spread over the bucket:
+    lines are joined and cut at a word boundary by `_cut`, the first text starting at the
+    first line and each next one at the line after the last line used (wrapping around). A
+    start line from which no text fits the bucket is skipped.
+    """
+    words = [line.split() for line in lines if line.split()]
+    out: list[str] = []
+    start, skipped = 0, 0
+    while len(out) < n:
+        if skipped >= len(words):
+            raise NmtError(f"no text of {lo}-{hi} tokens can be made from these lines")
+        got = _cut(words, start, n_tokens, lo + len(out) % (hi - lo + 1), lo, hi)
+        if got is None:
+            start, skipped = start + 1, skipped + 1
+            continue
+        out.append(got[0])
+        start, skipped = got[1], 0
+    return out
+
+
+def decode_curve_phase(cfg: Config, checkpoint: str, split: str, per_bucket: int) -> dict:
+    """Per source-length bucket (`CURVE_BUCKETS`): `per_bucket` inputs from `length_inputs`,
+    their mean subword length, and ms per sentence of each decoding mode (one timed
+    `translate` call per mode and bucket, batched by the checkpoint's decode batch size)."""
+    translators, vocab, src = decoding_setup(cfg, checkpoint, split)
+
+    def n_tokens(text: str) -> int:
+        return len(vocab.encode([text])[0])
+
+    for translator in translators.values():
+        translator.translate(src[:WARMUP_SENTS])
+    curve = []
+    for lo, hi in CURVE_BUCKETS:
+        inputs = length_inputs(src, n_tokens, lo, hi, per_bucket)
+        point = {"bucket": [lo, hi], "n": len(inputs),
+                 "mean_src_len": statistics.mean(n_tokens(t) for t in inputs)}
+        for name, translator in translators.items():
+            begin = time.perf_counter()
+            translator.translate(inputs)
+            point[f"{name}_ms_per_sent"] = 1000 * (time.perf_counter() - begin) / len(inputs)
+        curve.append(point)
+    return {"decode_curve": curve}
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
+                  warmup: int) -> dict:
+    """Top ops by self CPU time of `PROFILE_TRAIN_STEPS` training updates (after `warmup`
+    untimed ones) and, with a checkpoint, of beam-5 decoding of the first `n_sents` lines
+    of `split` (after an untimed warm-up decode)."""
+    from nmt.profile import top_ops
+    from nmt.train import Trainer
+
+    with scratch_model_dir(cfg) as (model_dir, vocabs):
+        trainer = Trainer(cfg, model_dir, vocabs, quiet=True)
+        batches = trainer.batches.epoch_batches(0)
+        trainer.model.train()
+        timed_updates(trainer, batches, 0, warmup)
+        out = {"profile_train": top_ops(
+            lambda: timed_updates(trainer, batches, warmup, PROFILE_TRAIN_STEPS))}
+    if checkpoint:
+        translators, _, src = decoding_setup(cfg, checkpoint, split, modes=(("beam5", 5),))
+        beam = translators["beam5"]
+        beam.translate(src[:WARMUP_SENTS])
+        out["profile_decode_beam5"] = top_ops(lambda: beam.translate(src[:n_sents]))
+    return out
+
+
+# ---------------------------------------------------------------------------- processes
+
+
 def phase_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nmt.speed")
-    parser.add_argument("--phase", choices=("peak", "train", "decode"), required=True)
+    parser.add_argument("--phase", required=True, choices=(
+        "peak", "train", "decode", "train_curve", "decode_curve", "profile"))
     parser.add_argument("--config", required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--steps", type=int, default=50)
@@ -95,13 +271,21 @@ def phase_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint")
     parser.add_argument("--split", default="test_2016_flickr")
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--curve-inputs", type=int, default=CURVE_INPUTS)
+    parser.add_argument("--curve-batch-tokens", type=int, nargs="+",
+                        default=list(CURVE_BATCH_TOKENS))
+    parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS)
+    parser.add_argument("--profile", type=int, default=0)
     return parser
 
 
 def run_phase(args: argparse.Namespace, phase: str) -> dict:
     """One phase in a child process (its own peak memory); returns the child's JSON."""
     argv = ["--phase", phase, "--config", args.config, "--threads", str(args.threads),
-            "--steps", str(args.steps), "--warmup", str(args.warmup), "--split", args.split]
+            "--steps", str(args.steps), "--warmup", str(args.warmup), "--split", args.split,
+            "--curve-inputs", str(args.curve_inputs), "--curve-steps", str(args.curve_steps),
+            "--profile", str(args.profile),
+            "--curve-batch-tokens", *[str(n) for n in args.curve_batch_tokens]]
     argv += ["--checkpoint", args.checkpoint] if args.checkpoint else []
     for override in args.set:
         argv += ["--set", override]
@@ -119,10 +303,17 @@ def child_main(argv: list[str] | None = None) -> None:
         print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops()}))
         return
     cfg = load_config(args.config, args.set)
-    if args.phase == "train":
-        print(json.dumps(train_phase(cfg, args.steps, args.warmup)))
-    else:
-        print(json.dumps(decode_phase(cfg, args.checkpoint, args.split)))
+    phases = {
+        "train": lambda: train_phase(cfg, args.steps, args.warmup),
+        "decode": lambda: decode_phase(cfg, args.checkpoint, args.split),
+        "train_curve": lambda: train_curve_phase(cfg, args.curve_batch_tokens,
+                                                 args.curve_steps, args.warmup),
+        "decode_curve": lambda: decode_curve_phase(cfg, args.checkpoint, args.split,
+                                                   args.curve_inputs),
+        "profile": lambda: profile_phase(cfg, args.checkpoint, args.split, args.profile,
+                                         args.warmup),
+    }
+    print(json.dumps(phases[args.phase]()))
 
 
 if __name__ == "__main__":

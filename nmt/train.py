@@ -105,7 +105,7 @@ class Trainer:
         self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)).to(self.device)
         self.scaler = grad_scaler(self.device, self.amp)
         self.ddp = wrap(self.model, self.dist, self.device)  # what the forward pass runs
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr,
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True,
                                           weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=tc.lr_decay, patience=tc.lr_patience,

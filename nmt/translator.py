@@ -26,6 +26,7 @@ from nmt.search import (
     check_beam_options,
     greedy,
 )
+from nmt.shortlist import Shortlist, ShortlistModel
 from nmt.vocab import EOS_ID, SubwordVocab
 
 Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
@@ -71,8 +72,9 @@ def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
     return search
 
 
-def decode_ids(model: Seq2Seq, src_ids: list[list[int]], search: Search, batch_size: int,
-               device: torch.device | str = "cpu", progress: bool = False) -> list[Hypothesis]:
+def decode_ids(model: Seq2Seq | ShortlistModel, src_ids: list[list[int]], search: Search,
+               batch_size: int, device: torch.device | str = "cpu",
+               progress: bool = False) -> list[Hypothesis]:
     """Decode id sequences (no EOS) in batches of similar length; results in input order."""
     order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]), reverse=True)
     out: list[Hypothesis | None] = [None] * len(src_ids)
@@ -117,11 +119,16 @@ class Translation:
 
 
 class Translator:
+    """Translates lines with `search` (default: what `cfg` asks for). With a `shortlist`,
+    each batch scores only its candidate target ids (see `nmt.shortlist`)."""
+
     def __init__(self, model: Seq2Seq, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab,
-                 cfg: DecodeConfig, search: Search | None = None, device: str = "cpu"):
+                 cfg: DecodeConfig, search: Search | None = None, device: str = "cpu",
+                 shortlist: Shortlist | None = None):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         self.cfg, self.device = cfg, device
         self.search = search or make_search(cfg)
+        self.shortlist = shortlist
 
     def translate(self, lines: list[str], progress: bool = False,
                   on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
@@ -136,8 +143,8 @@ class Translator:
                 on_split(n + 1, len(parts))
             chunks.extend(parts)
             owner.extend([n] * len(parts))
-        hyps = decode_ids(self.model, chunks, self.search, self.cfg.batch_size, self.device,
-                          progress)
+        model = self.model if self.shortlist is None else self.shortlist.restrict(self.model)
+        hyps = decode_ids(model, chunks, self.search, self.cfg.batch_size, self.device, progress)
         per_line: list[list[Hypothesis]] = [[] for _ in lines]
         for n, hyp in zip(owner, hyps, strict=True):
             per_line[n].append(hyp)

@@ -1,5 +1,6 @@
 """Thin wrapper: `python scripts/bench_speed.py --config data/configs/bench_bahdanau_if.yaml
---data ../shared/data/multi30k --json runs/speed.json [--checkpoint DIR]`."""
+--data ../shared/data/multi30k --json runs/speed.json [--checkpoint DIR] [--curves]
+[--profile N]` (see `nmt.commands.speed`)."""
 
 import sys
 from pathlib import Path

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import subprocess
+from types import SimpleNamespace
 
+import pytest
+
+from nmt import speed
 from nmt.commands.speed import main
 from nmt.config import dump_yaml
+from nmt.errors import NmtError
+from nmt.profile import format_ops, top_ops
+from nmt.speed import CURVE_BUCKETS, length_inputs
 from nmt.train import train
-from tests.helpers import toy_config, write_toy_corpus
+from nmt.vocab import load_vocabs
+from tests.helpers import WORDS, toy_config, write_toy_corpus
 
 
-def test_bench_speed_reports_all_keys(tmp_path, capsys):
-    corpus = write_toy_corpus(tmp_path / "toy", n_train=300, n_dev=20)
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A toy corpus with a test split (a copy of dev), its config file and a trained model."""
+    tmp = tmp_path_factory.mktemp("speed")
+    corpus = write_toy_corpus(tmp / "toy", n_train=300, n_dev=20)
     for side in ("xx", "yy"):
         (corpus / f"test.{side}").write_bytes((corpus / f"dev.{side}").read_bytes())
     cfg = toy_config(corpus, max_steps=4)
-    cfg_file = tmp_path / "toy.yaml"
+    cfg_file = tmp / "toy.yaml"
     cfg_file.write_text(dump_yaml(cfg), encoding="utf-8")
-    train(cfg, tmp_path / "model", quiet=True)
+    train(cfg, tmp / "model", quiet=True)
+    return SimpleNamespace(corpus=corpus, cfg=cfg, cfg_file=cfg_file, model=tmp / "model")
+
+
+def test_bench_speed_reports_all_keys(toy, tmp_path, capsys):
     out = tmp_path / "speed.json"
-    assert main(["--config", str(cfg_file), "--json", str(out), "--steps", "3", "--warmup", "1",
-                 "--threads", "1", "--checkpoint", str(tmp_path / "model"), "--split",
+    assert main(["--config", str(toy.cfg_file), "--json", str(out), "--steps", "3", "--warmup",
+                 "1", "--threads", "1", "--checkpoint", str(toy.model), "--split",
                  "test"]) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
     for key in ("matmul_peak_gflops", "train_tokens_per_s", "train_flops_per_token",
@@ -31,3 +49,110 @@ def test_bench_speed_reports_all_keys(tmp_path, capsys):
     assert result["train_flops_per_token"] > 3 * 2 * 32 * 30
     assert result["train_peak_share"] == result["train_gflops"] / result["matmul_peak_gflops"]
     assert "train_tokens_per_s" in capsys.readouterr().out
+
+
+REAL_RUN = subprocess.run
+
+
+def run_in_process(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Stands in for `subprocess.run`: `python -m nmt.speed ARGS` runs in this process (child
+    processes cost seconds each to import torch; the test above covers real ones)."""
+    if cmd[1:3] != ["-m", "nmt.speed"]:
+        return REAL_RUN(cmd, **kwargs)  # e.g. git
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        speed.child_main(cmd[3:])
+    return subprocess.CompletedProcess(cmd, 0, out.getvalue(), "")
+
+
+@pytest.fixture(scope="module")
+def curves_run(toy, tmp_path_factory):
+    """bench_speed with --curves and --profile, its phases run in this process:
+    (the JSON result, what it printed)."""
+    out, printed = tmp_path_factory.mktemp("curves") / "speed.json", io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.setattr(speed.subprocess, "run", run_in_process)
+        mp.setattr(speed, "matmul_peak_gflops", lambda: 50.0)  # not what is tested here
+        assert main(["--config", str(toy.cfg_file), "--json", str(out), "--steps", "2",
+                     "--warmup", "1", "--threads", "1", "--checkpoint", str(toy.model),
+                     "--split", "test", "--curves", "--curve-inputs", "3",
+                     "--curve-batch-tokens", "60", "120", "240", "--curve-steps", "2",
+                     "--profile", "4"]) == 0
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+
+
+def test_curves_and_profile_are_stored_and_printed(curves_run):
+    result, printed = curves_run
+    for key in ("train_curve", "decode_curve", "profile_train", "profile_decode_beam5"):
+        assert result[key], key
+        assert f"\n{key}" in printed, key
+    assert "beam5_ms_per_sent" in printed and "self ms" in printed
+
+
+def test_decode_curve_has_every_bucket(curves_run):
+    curve = curves_run[0]["decode_curve"]
+    assert [tuple(p["bucket"]) for p in curve] == list(CURVE_BUCKETS)
+    for point in curve:
+        lo, hi = point["bucket"]
+        assert point["n"] == 3 and lo <= point["mean_src_len"] <= hi
+        assert point["greedy_ms_per_sent"] > 0 and point["beam5_ms_per_sent"] > 0
+
+
+def test_train_curve_has_every_batch_size(curves_run):
+    curve = curves_run[0]["train_curve"]
+    assert [p["batch_tokens"] for p in curve] == [60, 120, 240]
+    for point in curve:
+        assert point["tgt_tokens_per_s"] > 0 and point["ms_per_step"] > 0
+        assert 0 < point["tgt_tokens_per_step"] <= point["batch_tokens"]
+
+
+def check_ops_table(rows):
+    assert 0 < len(rows) <= 15
+    times = [r["self_cpu_ms"] for r in rows]
+    assert times == sorted(times, reverse=True)
+    assert sum(r["share_pct"] for r in rows) <= 100 + 1e-9
+    assert all(r["calls"] >= 1 and r["name"] for r in rows)
+    assert len(format_ops(rows, "title").splitlines()) == len(rows) + 2
+
+
+def test_profile_tables(curves_run):
+    result = curves_run[0]
+    check_ops_table(result["profile_train"])
+    check_ops_table(result["profile_decode_beam5"])
+    assert any(r["name"].startswith("aten::") for r in result["profile_train"])
+
+
+def test_bad_curve_options_fail_before_any_phase(toy, tmp_path, capsys):
+    assert main(["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json"),
+                 "--curves", "--curve-inputs", "0"]) == 2
+    assert "--curve-inputs" in capsys.readouterr().err
+
+
+def check_bucket_inputs(lines, n_tokens):
+    for lo, hi in CURVE_BUCKETS:
+        inputs = length_inputs(lines, n_tokens, lo, hi, 12)
+        assert len(inputs) == 12
+        assert all(lo <= n_tokens(text) <= hi for text in inputs), (lo, hi)
+        assert all(w in WORDS for text in inputs for w in text.split())  # cut between words
+        assert length_inputs(lines, n_tokens, lo, hi, 12) == inputs  # deterministic
+
+
+def test_length_inputs_fall_inside_their_bucket(toy):
+    lines = (toy.corpus / "test.xx").read_text(encoding="utf-8").splitlines()
+    vocab = load_vocabs(toy.model, toy.cfg.vocab.joint).src
+    check_bucket_inputs(lines, lambda text: len(vocab.encode([text])[0]))
+    check_bucket_inputs(lines, len)  # characters: words of several tokens each
+
+
+def test_length_inputs_fail_when_no_text_fits():
+    with pytest.raises(NmtError, match="1-10 tokens"):
+        length_inputs(["abcdefghijkl", "mnopqrstuvwx"], len, 1, 10, 1)
+
+
+def test_top_ops_keeps_k_rows():
+    import torch
+
+    a = torch.randn(64, 64)
+    rows = top_ops(lambda: [torch.tanh(a @ a + 1).sum() for _ in range(3)], k=2)
+    assert len(rows) == 2
+    assert rows[0]["self_cpu_ms"] >= rows[1]["self_cpu_ms"]

@@ -1,4 +1,8 @@
-"""`bench_speed --config FILE --json OUT`: training/decoding speed against the matmul peak."""
+"""`bench_speed --config FILE --json OUT`: training/decoding speed against the matmul peak.
+
+Optionally also how the cost grows (`--curves`: JSON `train_curve`, `decode_curve`) and where
+the CPU time goes (`--profile N`: JSON `profile_train`, `profile_decode_beam5`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import argparse
 import json
 
 from nmt.commands import run_guarded
+from nmt.errors import NmtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     import torch
+
+    from nmt.speed import CURVE_BATCH_TOKENS, CURVE_INPUTS, CURVE_STEPS
 
     parser.add_argument("--config", required=True, metavar="FILE")
     parser.add_argument("--data", metavar="DIR", help="corpus folder (sets data.path)")
@@ -20,6 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--curves", action="store_true",
+                        help="also time training against batch size and (with --checkpoint) "
+                             "decoding against source length; takes minutes")
+    parser.add_argument("--curve-inputs", type=int, default=CURVE_INPUTS, metavar="N",
+                        help="decoding inputs per source-length bucket")
+    parser.add_argument("--curve-batch-tokens", type=int, nargs="+", metavar="N",
+                        default=list(CURVE_BATCH_TOKENS), help="batch sizes to train with")
+    parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS, metavar="N",
+                        help="timed training steps per batch size (after --warmup)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile a few training steps and (with --checkpoint) beam-5 "
+                             "decoding of N sentences of --split")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    for name in ("steps", "curve_inputs", "curve_steps"):
+        if getattr(args, name) < 1:
+            raise NmtError(f"--{name.replace('_', '-')}: must be >= 1")
+    if args.warmup < 0 or args.profile < 0 or min(args.curve_batch_tokens) < 1:
+        raise NmtError("--warmup and --profile must be >= 0, --curve-batch-tokens >= 1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from nmt.io import atomic_open
     from nmt.speed import run_phase
 
+    check_arguments(args)
     if args.data:
         args.set = [f"data.path={args.data}", *args.set]
     result = {"config": args.config, "commit": git_commit(), "machine": machine_info(),
@@ -34,13 +62,49 @@ def run(args: argparse.Namespace) -> int:
     result["train_peak_share"] = result["train_gflops"] / result["matmul_peak_gflops"]
     if args.checkpoint:
         result.update(run_phase(args, "decode"))
+    if args.curves:
+        result.update(run_phase(args, "train_curve"))
+        if args.checkpoint:
+            result.update(run_phase(args, "decode_curve"))
+    if args.profile:
+        result.update(run_phase(args, "profile"))
     with atomic_open(args.json) as f:
         json.dump(result, f, indent=1)
         f.write("\n")
+    print_result(result)
+    return 0
+
+
+def format_rows(rows: list[dict], title: str) -> str:
+    """Dicts with the same keys as a table under `title`: one column per key; floats with one
+    decimal (3 significant digits below 1), lists joined with '-'."""
+    def cell(value) -> str:
+        if isinstance(value, list):
+            return "-".join(str(v) for v in value)
+        if isinstance(value, float):
+            return f"{value:.1f}" if abs(value) >= 1 else f"{value:.3g}"
+        return str(value)
+
+    cells = [[cell(r[k]) for k in rows[0]] for r in rows]
+    widths = [max(len(k), *(len(c[j]) for c in cells)) for j, k in enumerate(rows[0])]
+    lines = [title, "  ".join(f"{k:>{w}}" for k, w in zip(rows[0], widths, strict=True))]
+    lines += ["  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def print_result(result: dict) -> None:
+    """The scalar figures, then the curves and profiles as tables."""
+    from nmt.profile import format_ops
+
     for key, value in result.items():
         if isinstance(value, float):
             print(f"{key}: {value:.4g}")
-    return 0
+    for key in ("train_curve", "decode_curve"):
+        if result.get(key):
+            print("\n" + format_rows(result[key], key))
+    for key in ("profile_train", "profile_decode_beam5"):
+        if result.get(key):
+            print("\n" + format_ops(result[key], f"{key}: top ops by self CPU time"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,258 @@
+"""Target-vocabulary shortlists: score only the target ids a batch's source words suggest.
+
+The output projection over the full target vocabulary is the largest single cost of a CPU
+decoding step. A lexical shortlist (as in Marian's `--shortlist`) restricts it per batch to:
+the `frequent` most frequent target ids of the training corpus, the `per_source` target ids
+most associated with each source id present in the batch, and UNK and EOS.
+
+Association is counted on the model's training pairs, by sentence: c(s) and c(t) are the
+number of pairs whose source holds s / whose target holds t, c(s, t) the number holding both;
+pairs with c(s, t) >= `min_count` are ranked by Dice, 2 c(s, t) / (c(s) + c(t)) (ties: the
+smaller target id first). Counting and ranking are vectorised over pairs (numpy), not a
+Python loop over tokens.
+
+`ShortlistModel` wraps a `Seq2Seq` so that search code, which only calls `encode`,
+`decode_step` and `reorder_state`, decodes under the shortlist without knowing about it:
+`encode` passes the batch's candidates to `Seq2Seq.encode(..., vocab=...)`, whose
+`decode_step` then gives every other id a log-prob of -inf.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nmt.checkpoint import save
+from nmt.data import encode_sources
+from nmt.decoder import DecoderState, Memory
+from nmt.errors import NmtError
+from nmt.model import Seq2Seq, StepResult
+from nmt.vocab import EOS_ID, UNK_ID
+
+SHORTLIST_FILE = "shortlist.pt"
+DEFAULT_FREQUENT = 1000
+DEFAULT_PER_SOURCE = 20
+DEFAULT_MIN_COUNT = 1
+ALWAYS = (UNK_ID, EOS_ID)  # target ids every candidate set holds
+_CHUNK = 4096  # sentence pairs whose co-occurrences are expanded at once (bounds memory)
+
+
+@dataclass
+class Shortlist:
+    """frequent (N,): target ids, most frequent first; per_source (Vs, k): for each source
+    id, its k best target ids, best first, padded with -1 where it has fewer."""
+
+    frequent: torch.Tensor
+    per_source: torch.Tensor
+
+    def candidates(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
+        """src (B, S), src_lengths (B,) -> (V',) sorted unique target ids the batch may emit.
+
+        The union over the batch of the real (non-pad) source positions' lists, `frequent`
+        and UNK, EOS; on the device of `src`.
+        """
+        S = src.size(1)
+        mask = torch.arange(S, device=src.device) < src_lengths.to(src.device).unsqueeze(1)
+        ids = src[mask].to(self.per_source.device)  # (N,) real source tokens
+        rows = self.per_source.index_select(0, ids).reshape(-1)  # (N*k,)
+        always = torch.tensor(ALWAYS, dtype=torch.long, device=rows.device)
+        vocab = torch.cat([always, self.frequent, rows[rows >= 0]]).unique(sorted=True)
+        return vocab.to(src.device)
+
+    def restrict(self, model: Seq2Seq) -> ShortlistModel:
+        return ShortlistModel(model, self)
+
+    def save(self, path: str | Path) -> None:
+        """Written atomically (see `nmt.checkpoint.save`)."""
+        save({"kind": "shortlist", "frequent": self.frequent.cpu(),
+              "per_source": self.per_source.cpu()}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, src_vocab_size: int | None = None,
+             tgt_vocab_size: int | None = None) -> Shortlist:
+        """Read `path`; with vocabulary sizes, check that it was built for them."""
+        path = Path(path)
+        if not path.is_file():
+            raise NmtError(f"{path}: not found; build it with "
+                           f"`nmt shortlist --model-dir {path.parent}`")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
+                OSError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise NmtError(f"{path}: corrupt or unreadable shortlist ({reason})") from None
+        if not isinstance(obj, dict) or obj.get("kind") != "shortlist":
+            raise NmtError(f"{path}: not an nmt shortlist")
+        shortlist = cls(obj["frequent"], obj["per_source"])
+        if src_vocab_size is not None and tgt_vocab_size is not None:
+            shortlist.check(src_vocab_size, tgt_vocab_size, path)
+        return shortlist
+
+    def check(self, src_vocab_size: int, tgt_vocab_size: int, where: str | Path) -> None:
+        top = max([-1] + [int(t.max()) for t in (self.frequent, self.per_source) if t.numel()])
+        if self.per_source.size(0) != src_vocab_size or top >= tgt_vocab_size:
+            raise NmtError(f"{where}: built for other vocabularies ({self.per_source.size(0)} "
+                           f"source ids, target ids up to {top}; the model has "
+                           f"{src_vocab_size} and {tgt_vocab_size}); rebuild it")
+
+
+class ShortlistModel:
+    """A `Seq2Seq` that, batch by batch, scores only its shortlist's candidates.
+
+    It offers what search calls (`encode`, `decode_step`, `reorder_state`); log-probs keep
+    the full (B, V) shape, -inf outside the batch's candidates.
+    """
+
+    def __init__(self, model: Seq2Seq, shortlist: Shortlist):
+        self.model, self.shortlist = model, shortlist
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+        vocab = self.shortlist.candidates(src, src_lengths)  # (V',)
+        return self.model.encode(src, src_lengths, vocab=vocab)
+
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
+        return self.model.decode_step(tokens, state, memory)
+
+    def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
+        return self.model.reorder_state(state, index)
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _distinct(seqs: Sequence[Sequence[int]], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's distinct ids: (ids (N,), sentence (N,)), sorted by sentence then id."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    ids = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64,
+                      count=int(lengths.sum()))
+    sentence = np.repeat(np.arange(len(seqs), dtype=np.int64), lengths)
+    keys = np.unique(sentence * vocab_size + ids)
+    return keys % vocab_size, keys // vocab_size
+
+
+def _cross(src: np.ndarray, src_sent: np.ndarray, tgt: np.ndarray, tgt_sent: np.ndarray,
+           n: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (source id, target id) pairs within each of n sentences; inputs sorted by sentence.
+
+    Every source entry is repeated once per target entry of its sentence: (P,), (P,).
+    """
+    n_tgt = np.bincount(tgt_sent, minlength=n)
+    tgt_start = np.cumsum(n_tgt) - n_tgt
+    reps = n_tgt[src_sent]  # (Ns,) targets each source entry meets
+    block = np.cumsum(reps) - reps
+    offset = np.arange(int(reps.sum())) - np.repeat(block, reps)
+    return np.repeat(src, reps), tgt[np.repeat(tgt_start[src_sent], reps) + offset]
+
+
+def cooccurrences(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                  src_vocab_size: int, tgt_vocab_size: int):
+    """Sentence-level counts over aligned id lists.
+
+    Returns (src (P,), tgt (P,), both (P,)) for every pair that co-occurs at least once,
+    and c(s) (Vs,), c(t) (Vt,): the number of sentences holding each id.
+    """
+    keys, counts = [], []
+    c_src = np.zeros(src_vocab_size, dtype=np.int64)
+    c_tgt = np.zeros(tgt_vocab_size, dtype=np.int64)
+    for start in range(0, len(src_ids), _CHUNK):
+        s, s_sent = _distinct(src_ids[start: start + _CHUNK], src_vocab_size)
+        t, t_sent = _distinct(tgt_ids[start: start + _CHUNK], tgt_vocab_size)
+        c_src += np.bincount(s, minlength=src_vocab_size)
+        c_tgt += np.bincount(t, minlength=tgt_vocab_size)
+        ps, pt = _cross(s, s_sent, t, t_sent, min(_CHUNK, len(src_ids) - start))
+        k, c = np.unique(ps * tgt_vocab_size + pt, return_counts=True)
+        keys.append(k)
+        counts.append(c)
+    if not keys:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, c_src, c_tgt
+    key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    both = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+    return key // tgt_vocab_size, key % tgt_vocab_size, both, c_src, c_tgt
+
+
+def _top_per_source(src: np.ndarray, tgt: np.ndarray, score: np.ndarray, n_src: int,
+                    k: int) -> torch.Tensor:
+    """The k best-scoring targets of each source id: (n_src, k), -1 pads.
+
+    Entries come sorted by (src, tgt), as `cooccurrences` returns them; scores lie in [0, 1].
+    One stable sort on src + (1 - score) / 2 orders each source's entries by score, keeping
+    equal scores (to float precision) in target-id order.
+    """
+    order = np.argsort(src + (1.0 - score) / 2, kind="stable")
+    src, tgt = src[order], tgt[order]
+    rank = np.arange(len(src)) - np.searchsorted(src, src)  # position within its source
+    keep = rank < k
+    table = np.full((n_src, k), -1, dtype=np.int64)
+    table[src[keep], rank[keep]] = tgt[keep]
+    return torch.from_numpy(table)
+
+
+def build_shortlist(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                    src_vocab_size: int, tgt_vocab_size: int, *,
+                    frequent: int = DEFAULT_FREQUENT, per_source: int = DEFAULT_PER_SOURCE,
+                    min_count: int = DEFAULT_MIN_COUNT) -> Shortlist:
+    """A shortlist from aligned source/target id lists (training pairs, no BOS/EOS)."""
+    if len(src_ids) != len(tgt_ids):
+        raise ValueError(f"{len(src_ids)} source and {len(tgt_ids)} target sentences")
+    if frequent < 0 or per_source < 0 or min_count < 1:
+        raise ValueError("frequent and per_source must be >= 0, min_count >= 1")
+    src, tgt, both, c_src, c_tgt = cooccurrences(src_ids, tgt_ids, src_vocab_size,
+                                                 tgt_vocab_size)
+    ok = both >= min_count
+    src, tgt, both = src[ok], tgt[ok], both[ok]
+    dice = 2.0 * both / (c_src[src] + c_tgt[tgt])
+    table = _top_per_source(src, tgt, dice, src_vocab_size, per_source)
+    tokens = np.fromiter(itertools.chain.from_iterable(tgt_ids), dtype=np.int64)
+    counts = np.bincount(tokens, minlength=tgt_vocab_size)
+    by_count = np.argsort(-counts, kind="stable")  # most frequent first, ties: smaller id
+    top = by_count[: min(frequent, int((counts > 0).sum()))]
+    return Shortlist(torch.from_numpy(top.copy()), table)
+
+
+# ---------------------------------------------------------------------------- coverage
+
+
+@dataclass
+class Coverage:
+    """How well a shortlist covers references (EOS not counted: it is always allowed).
+
+    sentence: share of reference tokens inside their own sentence's candidates;
+    batch: inside their batch's candidates (what decoding uses); mean sizes of both sets.
+    """
+
+    sentences: int
+    tokens: int
+    sentence: float
+    batch: float
+    mean_sentence_size: float
+    mean_batch_size: float
+
+
+def coverage(shortlist: Shortlist, src_ids: Sequence[Sequence[int]],
+             tgt_ids: Sequence[Sequence[int]], batch_size: int = 100) -> Coverage:
+    """Coverage of `tgt_ids` (references) by the candidates of `src_ids`, in corpus order,
+    batches of `batch_size` sentences."""
+    hits_sent = hits_batch = tokens = 0
+    sizes_sent, sizes_batch = [], []
+    for start in range(0, len(src_ids), batch_size):
+        src, lengths = encode_sources(src_ids[start: start + batch_size])  # (b, S), (b,)
+        refs = [torch.tensor(t, dtype=torch.long) for t in tgt_ids[start: start + batch_size]]
+        vocab = shortlist.candidates(src, lengths)
+        sizes_batch.append(vocab.numel())
+        hits_batch += sum(int(torch.isin(r, vocab).sum()) for r in refs)
+        for i, ref in enumerate(refs):
+            own = shortlist.candidates(src[i: i + 1], lengths[i: i + 1])
+            sizes_sent.append(own.numel())
+            hits_sent += int(torch.isin(ref, own).sum())
+            tokens += ref.numel()
+    return Coverage(len(src_ids), tokens, hits_sent / max(tokens, 1), hits_batch / max(tokens, 1),
+                    float(np.mean(sizes_sent)) if sizes_sent else 0.0,
+                    float(np.mean(sizes_batch)) if sizes_batch else 0.0)
