@@ -34,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nmt.config import Config, load_config
+from nmt.decode_variants import parse_variants, variants_phase
 from nmt.errors import NmtError
 from nmt.vocab import SubwordVocab, Vocabs
 
@@ -139,9 +140,11 @@ def decoding_setup(cfg: Config, checkpoint: str, split: str,
     vocabulary, and the source lines of `split` (read as `cfg.data` says)."""
     from nmt.benchmark import load_pairs
     from nmt.checkpoint import load_model
+    from nmt.inference import prepare_for_inference
     from nmt.translator import Translator
 
     model, model_cfg, vocabs = load_model(checkpoint)
+    model = prepare_for_inference(model)  # what `translate` runs
     src, _ = load_pairs(dataclasses.replace(model_cfg, data=cfg.data), split)
     translators = {name: Translator(model, vocabs.src, vocabs.tgt,
                                     dataclasses.replace(model_cfg.decode, beam_size=beam))
@@ -263,7 +266,7 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
 def phase_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nmt.speed")
     parser.add_argument("--phase", required=True, choices=(
-        "peak", "train", "decode", "train_curve", "decode_curve", "profile"))
+        "peak", "train", "decode", "train_curve", "decode_curve", "profile", "variants"))
     parser.add_argument("--config", required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--steps", type=int, default=50)
@@ -276,6 +279,7 @@ def phase_parser() -> argparse.ArgumentParser:
                         default=list(CURVE_BATCH_TOKENS))
     parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS)
     parser.add_argument("--profile", type=int, default=0)
+    parser.add_argument("--variants", default="fused")
     return parser
 
 
@@ -284,7 +288,7 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
     argv = ["--phase", phase, "--config", args.config, "--threads", str(args.threads),
             "--steps", str(args.steps), "--warmup", str(args.warmup), "--split", args.split,
             "--curve-inputs", str(args.curve_inputs), "--curve-steps", str(args.curve_steps),
-            "--profile", str(args.profile),
+            "--profile", str(args.profile), "--variants", args.variants or "fused",
             "--curve-batch-tokens", *[str(n) for n in args.curve_batch_tokens]]
     argv += ["--checkpoint", args.checkpoint] if args.checkpoint else []
     for override in args.set:
@@ -312,6 +316,8 @@ def child_main(argv: list[str] | None = None) -> None:
                                                    args.curve_inputs),
         "profile": lambda: profile_phase(cfg, args.checkpoint, args.split, args.profile,
                                          args.warmup),
+        "variants": lambda: variants_phase(cfg, args.checkpoint, args.split,
+                                           parse_variants(args.variants)),
     }
     print(json.dumps(phases[args.phase]()))
 

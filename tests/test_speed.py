@@ -156,3 +156,38 @@ def test_top_ops_keeps_k_rows():
     rows = top_ops(lambda: [torch.tanh(a @ a + 1).sum() for _ in range(3)], k=2)
     assert len(rows) == 2
     assert rows[0]["self_cpu_ms"] >= rows[1]["self_cpu_ms"]
+
+
+def test_decode_variants_timed_scored_and_compared_with_plain(toy, tmp_path, monkeypatch):
+    from nmt.commands.shortlist import main as shortlist_main
+
+    assert shortlist_main(["--model-dir", str(toy.model), "--quiet"]) == 0
+    out = tmp_path / "speed.json"
+    monkeypatch.setattr(speed.subprocess, "run", run_in_process)
+    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda: 50.0)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(["--config", str(toy.cfg_file), "--json", str(out), "--skip-train",
+                     "--threads", "1", "--checkpoint", str(toy.model), "--split", "test",
+                     "--variants", "plain,fused,int8,shortlist,int8+shortlist"]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert "train_tokens_per_s" not in result
+    variants = result["decode_variants"]
+    assert list(variants) == ["plain", "fused", "int8", "shortlist", "int8+shortlist"]
+    for modes in variants.values():
+        for mode in ("greedy", "beam5"):
+            r = modes[mode]
+            assert r["sents_per_s"] > 0 and 0 <= r["same_as_plain"] <= 1
+            assert r["bleu_signature"].startswith("nrefs:1|case:mixed")
+    for mode in ("greedy", "beam5"):  # exact paths agree with plain
+        assert variants["plain"][mode]["same_as_plain"] == 1.0
+        assert variants["fused"][mode]["same_as_plain"] == 1.0
+        assert variants["fused"][mode]["bleu"] == variants["plain"][mode]["bleu"]
+    assert "| int8+shortlist |" in printed.getvalue()
+
+
+def test_variants_need_a_checkpoint_and_known_names(toy, tmp_path, capsys):
+    base = ["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json")]
+    assert main([*base, "--variants", "fused"]) == 2
+    assert main([*base, "--checkpoint", str(toy.model), "--variants", "fused,fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "needs --checkpoint" in err and "choose from plain, fused" in err

@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="profile a few training steps and (with --checkpoint) beam-5 "
                              "decoding of N sentences of --split")
+    parser.add_argument("--variants", metavar="LIST",
+                        help="with --checkpoint: time and score decoding with each of "
+                             "plain,fused,int8,shortlist,int8+shortlist (comma-separated)")
+    parser.add_argument("--skip-train", action="store_true",
+                        help="leave out the training phase (decoding figures only)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -47,6 +52,12 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise NmtError(f"--{name.replace('_', '-')}: must be >= 1")
     if args.warmup < 0 or args.profile < 0 or min(args.curve_batch_tokens) < 1:
         raise NmtError("--warmup and --profile must be >= 0, --curve-batch-tokens >= 1")
+    if args.variants is not None:
+        from nmt.decode_variants import parse_variants
+
+        parse_variants(args.variants)
+        if not args.checkpoint:
+            raise NmtError("--variants: needs --checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,10 +69,14 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         args.set = [f"data.path={args.data}", *args.set]
     result = {"config": args.config, "commit": git_commit(), "machine": machine_info(),
-              "threads": args.threads, **run_phase(args, "peak"), **run_phase(args, "train")}
-    result["train_peak_share"] = result["train_gflops"] / result["matmul_peak_gflops"]
+              "threads": args.threads, **run_phase(args, "peak")}
+    if not args.skip_train:
+        result.update(run_phase(args, "train"))
+        result["train_peak_share"] = result["train_gflops"] / result["matmul_peak_gflops"]
     if args.checkpoint:
         result.update(run_phase(args, "decode"))
+    if args.variants:
+        result.update(run_phase(args, "variants"))
     if args.curves:
         result.update(run_phase(args, "train_curve"))
         if args.checkpoint:
@@ -105,6 +120,10 @@ def print_result(result: dict) -> None:
     for key in ("profile_train", "profile_decode_beam5"):
         if result.get(key):
             print("\n" + format_ops(result[key], f"{key}: top ops by self CPU time"))
+    if result.get("decode_variants"):
+        from nmt.decode_variants import format_variants
+
+        print("\n" + "\n".join(format_variants(result["decode_variants"])))
 
 
 def main(argv: list[str] | None = None) -> int:
