@@ -3,8 +3,9 @@
 For each corpus size (generated with the demo generator into --work, not committed) one
 child process makes one full epoch of training batches (tokenize, filter, shuffle, batch)
 with the streaming pipeline, and, for sizes up to --max-in-memory, another with in-memory
-loading; each child's peak RSS comes from the kernel (os.wait4). Then a short streaming
-training run per size. Usage:
+loading; then a child that trains a small model for --train-steps steps on the streamed
+corpus (validation and checkpoints included). Each child's peak RSS comes from the kernel
+(os.wait4). Usage:
 
     python scripts/bench_stream_memory.py --sizes 100000 1000000 5000000 --work runs/streammem
 """
@@ -12,6 +13,7 @@ training run per size. Usage:
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,6 +44,23 @@ else:
 print(n, time.perf_counter() - start)
 """
 
+TRAIN_CHILD = """
+import sys, time
+from nmt.config import from_dict
+from nmt.checkpoint import load
+from nmt.train import train
+data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cfg = from_dict({"data": {"path": data, "src_lang": "en", "tgt_lang": "de", "dev_split": "dev",
+                          "streaming": True},
+                 "vocab": {"vocab_size": 1000, "max_sentences": 100_000},
+                 "model": {"emb_size": 64, "enc_hidden": 64, "dec_hidden": 128},
+                 "train": {"batch_tokens": 2048, "max_steps": steps, "validate_every": steps,
+                           "checkpoint_every": steps, "num_threads": 1}})
+start = time.perf_counter()
+train(cfg, out, quiet=True)
+print(load(out + "/last.pt")["train_state"]["target_tokens"], time.perf_counter() - start)
+"""
+
 
 def run_child(args: list[str]) -> tuple[str, float]:
     """(stdout, peak RSS in MiB) of a child Python process."""
@@ -58,6 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     parser.add_argument("--work", default="runs/streammem")
     parser.add_argument("--max-in-memory", type=int, default=1_000_000)
+    parser.add_argument("--train-steps", type=int, default=100,
+                        help="steps of the streaming training run per size (0: none)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     from nmt.config import from_dict
@@ -80,8 +101,15 @@ def main(argv=None) -> int:
             prepare_model_dir(cfg, model_dir, quiet=True)
         row = {"pairs": size}
         modes = ["stream"] + (["memory"] if size <= args.max_in_memory else [])
+        modes += ["train"] if args.train_steps > 0 else []
         for mode in modes:
-            out, rss = run_child(["-c", CHILD, str(data), str(model_dir), mode])
+            if mode == "train":
+                out_dir = work / f"train_{size}"
+                shutil.rmtree(out_dir, ignore_errors=True)
+                child = ["-c", TRAIN_CHILD, str(data), str(out_dir), str(args.train_steps)]
+            else:
+                child = ["-c", CHILD, str(data), str(model_dir), mode]
+            out, rss = run_child(child)
             tokens, seconds = out.split()
             row[mode] = {"peak_rss_mib": round(rss, 1), "target_tokens": int(tokens),
                          "seconds": round(float(seconds), 1)}
