@@ -39,3 +39,13 @@ def toy_config(data_dir: Path, **train: object) -> Config:
         "train": train_section,
         "decode": {"batch_size": 16},
     })
+
+
+def train_toy_model(tmp_path_factory, **train_options: object) -> Path:
+    """A small model trained on a fresh toy corpus (for module-scoped fixtures)."""
+    from nmt.train import train
+
+    corpus = write_toy_corpus(tmp_path_factory.mktemp("toy"))
+    out = tmp_path_factory.mktemp("run") / "model"
+    train(toy_config(corpus, **({"max_steps": 8} | train_options)), out, quiet=True)
+    return out

@@ -17,20 +17,16 @@ from nmt.data import encode_sources
 from nmt.decoder import Memory
 from nmt.search import beam_search, greedy
 from nmt.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, cooccurrences
-from nmt.train import train
 from nmt.translator import Translator
 from nmt.vocab import EOS_ID, PAD_ID, UNK_ID
-from tests.helpers import WORDS, toy_config, write_toy_corpus
+from tests.helpers import WORDS, train_toy_model
 
 LINES = ["ka lo mi ne", "su", "ta ri po ve zu an", "el el", "mi ka"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    corpus = write_toy_corpus(tmp_path_factory.mktemp("toy"))
-    out = tmp_path_factory.mktemp("run") / "model"
-    train(toy_config(corpus, max_steps=8), out, quiet=True)
-    return out
+    return train_toy_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,15 @@ import pytest
 from nmt.checkpoint import load_model
 from nmt.commands.translate import main
 from nmt.config import DecodeConfig
-from nmt.train import train
 from nmt.translator import Translator, split_long
-from tests.helpers import WORDS, toy_config, write_toy_corpus
+from tests.helpers import WORDS, train_toy_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    corpus = write_toy_corpus(tmp_path_factory.mktemp("toy"))
-    out = tmp_path_factory.mktemp("run") / "model"
-    train(toy_config(corpus, max_steps=8), out, quiet=True)
-    return out
+    return train_toy_model(tmp_path_factory)
 
 
 def tricky_lines() -> list[str]:
