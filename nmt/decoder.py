@@ -207,6 +207,28 @@ class Decoder(nn.Module):
             cs.append(c)
         return torch.stack(hs), torch.stack(cs)
 
+    def recur(self, x_gates: torch.Tensor, state: DecoderState, memory: Memory,
+              w_extra: torch.Tensor | None = None):
+        """Attention and the LSTM of one step: (h, c) (L, B, H), context (B, M), alpha (B, S).
+
+        Bahdanau attends with s_{t-1} before the LSTM; Luong with s_t after it.
+        """
+        if self.scheme == "bahdanau":
+            context, attn = self.attention(state.h[-1], memory.keys, memory.states, memory.mask)
+            h, c = self._lstm(x_gates, context, state, w_extra)
+        else:
+            feed = state.feed if self.input_feeding else None
+            h, c = self._lstm(x_gates, feed, state, w_extra)
+            context, attn = self.attention(h[-1], memory.keys, memory.states, memory.mask)
+        return h, c, context, attn
+
+    def output(self, s: torch.Tensor, context: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The attentional vector o_t (.., A) from s_t (.., H), c_t (.., M), E y_{t-1} (.., E);
+        one step (B, ..) or a whole sequence (B, T, ..)."""
+        if self.scheme == "bahdanau":
+            return torch.tanh(self.out_proj(torch.cat([s, context, emb], dim=-1)))
+        return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1)))
+
     def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
              memory: Memory, w_extra: torch.Tensor | None = None) -> StepOutput:
         """One decoder time step; the only step function, used by training and search.
@@ -215,15 +237,8 @@ class Decoder(nn.Module):
         DecoderState; w_extra: `extra_weight()` when the caller steps a whole sequence.
         Returns o_t (B, A), the new state and alpha_t (B, S).
         """
-        if self.scheme == "bahdanau":
-            context, attn = self.attention(state.h[-1], memory.keys, memory.states, memory.mask)
-            h, c = self._lstm(x_gates, context, state, w_extra)
-            out = torch.tanh(self.out_proj(torch.cat([h[-1], context, emb], dim=-1)))
-        else:
-            feed = state.feed if self.input_feeding else None
-            h, c = self._lstm(x_gates, feed, state, w_extra)
-            context, attn = self.attention(h[-1], memory.keys, memory.states, memory.mask)
-            out = torch.tanh(self.out_proj(torch.cat([context, h[-1]], dim=-1)))
+        h, c, context, attn = self.recur(x_gates, state, memory, w_extra)
+        out = self.output(h[-1], context, emb)
         feed = out if self.input_feeding else state.feed
         return StepOutput(out, DecoderState(h, c, feed), attn)
 
@@ -237,19 +252,31 @@ class Decoder(nn.Module):
         """Teacher-forced decoding. Shapes: tgt_in (B, T) -> outs (B, T, A), attn (B, T, S).
 
         With `fast` and no input feeding in the Luong scheme, the LSTM runs over the whole
-        sequence and all T attention steps are batched; this equals the step loop.
+        sequence and all T attention steps are batched. Without input feeding in general
+        (always so for Bahdanau), o_t does not feed back, so `output` runs once over all T
+        after the step loop. Both equal the step loop (to float rounding).
         """
         emb, x_gates = self.embed_tokens(tgt_in)  # (B, T, E), (B, T, 4H)
         if fast and self.has_fast_path:
             s, _ = self.rnn(emb, (state.h, state.c))  # (B, T, H)
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
-            return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1))), attn
-        outs, attns = [], []
+            return self.output(s, context, emb), attn
         w_extra = self.extra_weight()
+        hoist = fast and not self.input_feeding
+        outs, tops, contexts, attns = [], [], [], []
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step
         for emb_t, gates_t in zip(emb.unbind(1), x_gates.unbind(1), strict=True):
-            step = self.step(emb_t, gates_t, state, memory, w_extra)
-            state = step.state
-            outs.append(step.out)
-            attns.append(step.attn)
+            if hoist:
+                h, c, context, attn = self.recur(gates_t, state, memory, w_extra)
+                state = DecoderState(h, c, state.feed)
+                tops.append(h[-1])
+                contexts.append(context)
+            else:
+                step = self.step(emb_t, gates_t, state, memory, w_extra)
+                state, attn = step.state, step.attn
+                outs.append(step.out)
+            attns.append(attn)
+        if hoist:  # (B, T, H), (B, T, M), (B, T, E) -> (B, T, A)
+            return self.output(torch.stack(tops, 1), torch.stack(contexts, 1), emb), \
+                torch.stack(attns, dim=1)
         return torch.stack(outs, dim=1), torch.stack(attns, dim=1)
