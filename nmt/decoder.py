@@ -29,19 +29,20 @@ class Memory:
     """The encoder memory of a batch: states (B, S, M), keys (B, S, K), mask (B, S).
 
     With a shortlist (see `nmt.shortlist`): vocab (V',) the target ids this batch may emit
-    and out_weight (V', A) their output-layer rows; both belong to the batch, not to a row.
+    and output, the output layer restricted to them, (.., A) -> (.., V') (an `nn.Linear`, or
+    an int8 one for a quantized model); both belong to the batch, not to a row.
     """
 
     states: torch.Tensor
     keys: torch.Tensor
     mask: torch.Tensor
     vocab: torch.Tensor | None = None
-    out_weight: torch.Tensor | None = None
+    output: nn.Module | None = None
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows `index` (N,) of the batch, e.g. to expand to a beam or drop finished rows."""
         return Memory(self.states.index_select(0, index), self.keys.index_select(0, index),
-                      self.mask.index_select(0, index), self.vocab, self.out_weight)
+                      self.mask.index_select(0, index), self.vocab, self.output)
 
 
 @dataclass

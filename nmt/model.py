@@ -9,6 +9,7 @@ Attention weights are always (B, T, S).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -57,15 +58,32 @@ class Seq2Seq(nn.Module):
         rows are gathered here, once, and `decode_step` scores only them.
         """
         enc = self.encoder(src, src_lengths)
-        out_weight = None if vocab is None else self._generator_weight().index_select(0, vocab)
+        output = None if vocab is None else self._restricted_generator(vocab)
         memory = Memory(enc.states, self.decoder.attention.keys(enc.states), enc.mask, vocab,
-                        out_weight)  # out_weight (V', A)
+                        output)
         return memory, self.decoder.init_state(enc.final_h, enc.final_c)
 
-    def _generator_weight(self) -> torch.Tensor:
-        """The output layer's (V, A) weight; an int8 dynamic-quantized layer's, dequantized."""
+    def _restricted_generator(self, vocab: torch.Tensor) -> nn.Module:
+        """The output layer for target ids `vocab` (V',) only: (.., A) -> (.., V').
+
+        An int8 dynamic-quantized output layer gives an int8 one (its rows requantized with
+        one symmetric scale); otherwise an `nn.Linear` holding the rows.
+        """
         weight = self.generator.weight
-        return weight().dequantize() if callable(weight) else weight
+        if not callable(weight):
+            layer = nn.Linear(weight.size(1), len(vocab), bias=False, device=weight.device)
+            layer.weight = nn.Parameter(weight.detach().index_select(0, vocab),
+                                        requires_grad=False)
+            return layer
+        from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+        rows = weight().dequantize().index_select(0, vocab)  # (V', A)
+        scale = max(float(rows.abs().max()), 1e-8) / 127.0
+        layer = Int8Linear(rows.size(1), rows.size(0), bias_=False, dtype=torch.qint8)
+        with warnings.catch_warnings():  # torch's deprecation notice for quantized tensors
+            warnings.simplefilter("ignore")
+            layer.set_weight_bias(torch.quantize_per_tensor(rows, scale, 0, torch.qint8), None)
+        return layer
 
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
         """tokens (B,): y_{t-1} -> log p(y_t | ...) (B, V), new state, attention (B, S).
@@ -82,7 +100,7 @@ class Seq2Seq(nn.Module):
 
     def _shortlist_log_probs(self, out: torch.Tensor, memory: Memory) -> torch.Tensor:
         """out (B, A) -> (B, V) log-probs normalised over `memory.vocab`, -inf elsewhere."""
-        logits = F.linear(out, memory.out_weight)  # (B, V')
+        logits = memory.output(out)  # (B, V')
         log_probs = F.log_softmax(logits.float(), dim=-1)
         full = log_probs.new_full((out.size(0), self.generator.out_features), -math.inf)
         return full.index_copy_(1, memory.vocab, log_probs)  # (B, V)

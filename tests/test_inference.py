@@ -108,3 +108,21 @@ def test_translate_quantize_keeps_lines_and_mostly_agrees(tmp_path):
         assert len(outs[bool(flag)]) == n
     same = sum(a == b for a, b in zip(outs[False], outs[True], strict=True))
     assert same >= 0.8 * n, f"int8 changed {n - same} of {n} translations"
+
+
+def test_int8_shortlist_output_layer_is_int8_and_close_to_the_full_one():
+    plain, _ = model_pair("general", False)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.div_(3.0)
+    q = prepare_for_inference(copy.deepcopy(plain), quantize=True)
+    src, lengths = padded_batch([5, 3, 4], vocab=V)
+    vocab = torch.arange(V)  # a shortlist of everything: only requantization differs
+    with torch.inference_mode():
+        memory, state = q.encode(src, lengths, vocab=vocab)
+        assert isinstance(memory.output, qdyn.Linear)
+        tokens = torch.full((3,), BOS_ID)
+        restricted = q.decode_step(tokens, state, memory).log_probs
+        memory_full, _ = q.encode(src, lengths)
+        full = q.decode_step(tokens, state, memory_full).log_probs
+    assert (restricted - full).abs().max() < 0.05

@@ -119,9 +119,9 @@ def test_memory_select_keeps_the_batch_vocabulary(loaded):
     src, lengths = batch(vocabs)
     vocab = torch.tensor([UNK_ID, EOS_ID, 7, 9])
     memory, _ = model.encode(src, lengths, vocab=vocab)
-    assert torch.equal(memory.out_weight, model.generator.weight[vocab])
+    assert torch.equal(memory.output.weight, model.generator.weight[vocab])
     picked = memory.select(torch.tensor([2, 2, 0]))
-    assert picked.vocab is memory.vocab and picked.out_weight is memory.out_weight
+    assert picked.vocab is memory.vocab and picked.output is memory.output
     assert Memory(memory.states, memory.keys, memory.mask).vocab is None
 
 
