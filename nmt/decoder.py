@@ -13,6 +13,7 @@ projection that only depends on the target embedding is computed for all t at on
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,9 @@ class Memory:
     With a shortlist (see `nmt.shortlist`): vocab (V',) the target ids this batch may emit
     and output, the output layer restricted to them, (.., A) -> (.., V') (an `nn.Linear`, or
     an int8 one for a quantized model); both belong to the batch, not to a row.
+
+    beam: how many consecutive decoder-state rows each memory row serves (`expand`): beam
+    search runs B*K state rows against B memory rows, without copying the memory K times.
     """
 
     states: torch.Tensor
@@ -38,11 +42,20 @@ class Memory:
     mask: torch.Tensor
     vocab: torch.Tensor | None = None
     output: nn.Module | None = None
+    beam: int = 1
 
     def select(self, index: torch.Tensor) -> Memory:
-        """Rows `index` (N,) of the batch, e.g. to expand to a beam or drop finished rows."""
+        """Memory rows `index` (N,), e.g. to drop finished sentences (beam unchanged)."""
         return Memory(self.states.index_select(0, index), self.keys.index_select(0, index),
-                      self.mask.index_select(0, index), self.vocab, self.output)
+                      self.mask.index_select(0, index), self.vocab, self.output, self.beam)
+
+    def expand(self, k: int) -> Memory:
+        """The same memory serving k state rows per sentence (no copy)."""
+        return dataclasses.replace(self, beam=k)
+
+    def row_mask(self) -> torch.Tensor:
+        """The source mask of every decoder-state row: (B*beam, S)."""
+        return self.mask if self.beam == 1 else self.mask.repeat_interleave(self.beam, 0)
 
 
 @dataclass
@@ -215,13 +228,23 @@ class Decoder(nn.Module):
         Bahdanau attends with s_{t-1} before the LSTM; Luong with s_t after it.
         """
         if self.scheme == "bahdanau":
-            context, attn = self.attention(state.h[-1], memory.keys, memory.states, memory.mask)
+            context, attn = self.attend(state.h[-1], memory)
             h, c = self._lstm(x_gates, context, state, w_extra)
         else:
             feed = state.feed if self.input_feeding else None
             h, c = self._lstm(x_gates, feed, state, w_extra)
-            context, attn = self.attention(h[-1], memory.keys, memory.states, memory.mask)
+            context, attn = self.attend(h[-1], memory)
         return h, c, context, attn
+
+    def attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B*beam, H) -> context (B*beam, M), alpha (B*beam, S); a beam's K queries
+        are scored against their sentence's memory row together, as a (B, K, H) sequence."""
+        if memory.beam == 1:
+            return self.attention(query, memory.keys, memory.states, memory.mask)
+        B = memory.keys.size(0)
+        context, attn = self.attention(query.view(B, memory.beam, -1), memory.keys,
+                                       memory.states, memory.mask)  # (B, K, M), (B, K, S)
+        return context.reshape(query.size(0), -1), attn.reshape(query.size(0), -1)
 
     def output(self, s: torch.Tensor, context: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """The attentional vector o_t (.., A) from s_t (.., H), c_t (.., M), E y_{t-1} (.., E);

@@ -256,13 +256,14 @@ class _BeamSearch:
         B, device = src.size(0), src.device
         memory, state = model.encode(src, src_lengths)
         expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
-        self.memory: Memory = memory.select(expand)
+        self.memory: Memory = memory.expand(K)  # B rows serving B*K state rows
+        self.mask = self.memory.row_mask()  # (B'*K, S), for the coverage penalty
         self.state: DecoderState = model.reorder_state(state, expand)
         # step 0: one live row per sentence, so the beam does not fill with copies of it
         self.scores = torch.full((B, K), -math.inf, device=device)  # (B', K) raw sums
         self.scores[:, 0] = 0.0
         self.tokens = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
-        self.coverage = self.memory.states.new_zeros(self.memory.mask.shape)  # (B'*K, S)
+        self.coverage = self.memory.states.new_zeros(self.mask.shape)  # (B'*K, S)
         self.active = list(range(B))  # beam block b' belongs to sentence active[b']
         self.history = _History(B * K, device)
         self.endings: list[list[_Ending]] = [[] for _ in range(B)]
@@ -290,7 +291,7 @@ class _BeamSearch:
              length: int) -> list[float]:
         """Ranking scores (as a list) of hypotheses ending with `length` tokens."""
         cover = coverage_term(coverage.index_select(0, rows),
-                                 self.memory.mask.index_select(0, rows), self.beta)
+                                 self.mask.index_select(0, rows), self.beta)
         return (self.penalty.normalise(scores, length) + cover).tolist()
 
     def _finish(self, cands: _Candidates, coverage: torch.Tensor, length: int) -> None:
@@ -346,7 +347,8 @@ class _BeamSearch:
             index = torch.tensor(keep, device=live.rows.device)
             live = live.sentences(index)
             rows = (index.unsqueeze(1) * self.K + torch.arange(self.K, device=index.device))
-            self.memory = self.memory.select(rows.view(-1))  # any row of a sentence will do
+            self.memory = self.memory.select(index)
+            self.mask = self.mask.index_select(0, rows.view(-1))
             self.active = [self.active[b_] for b_ in keep]
         parents = live.rows.reshape(-1)  # (B''*K,) rows of this step
         self.state = self.model.reorder_state(state, parents)

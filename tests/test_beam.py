@@ -72,7 +72,8 @@ class PrefixModel:
         self.calls += 1
         h, c = state.h.clone(), state.c + 1
         probs = torch.full((tokens.size(0), self.vocab), 1e-9)
-        attn = memory.mask.float() / memory.mask.sum(1, keepdim=True)
+        mask = memory.row_mask()
+        attn = mask.float() / mask.sum(1, keepdim=True)
         for r in range(tokens.size(0)):
             n = int(state.c[0, r, 0])
             if n > 0:  # the token fed now is the last one emitted

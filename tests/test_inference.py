@@ -126,3 +126,22 @@ def test_int8_shortlist_output_layer_is_int8_and_close_to_the_full_one():
         memory_full, _ = q.encode(src, lengths)
         full = q.decode_step(tokens, state, memory_full).log_probs
     assert (restricted - full).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False),
+                                               ("dot", True), ("concat", False)])
+def test_expanded_memory_equals_copied_rows(attention, feeding):
+    """A beam's K state rows against one memory row each equal K copies of that row."""
+    model, _ = model_pair(attention, feeding)
+    src, lengths = padded_batch([5, 3], vocab=V)
+    K = 3
+    with torch.inference_mode():
+        memory, state = model.encode(src, lengths)
+        rows = torch.arange(2).repeat_interleave(K)
+        state = model.reorder_state(state, rows)
+        tokens = torch.tensor([5, 6, 7, 8, 9, 10])
+        shared = model.decode_step(tokens, state, memory.expand(K))
+        copied = model.decode_step(tokens, state, memory.select(rows))
+    torch.testing.assert_close(shared.log_probs, copied.log_probs)
+    torch.testing.assert_close(shared.attn, copied.attn)
+    assert torch.equal(memory.expand(K).row_mask(), memory.mask[rows])
