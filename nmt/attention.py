@@ -57,7 +57,8 @@ class AdditiveAttention(Attention):
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         q = self.query_proj(query)  # (B, T, A)
-        energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        # tanh in place: one (B, T, S, A) tensor fewer, the largest a decoding step allocates
+        energy = (q.unsqueeze(2) + keys.unsqueeze(1)).tanh_()  # (B, T, S, A)
         return self.energy(energy).squeeze(-1)  # (B, T, S)
 
 
