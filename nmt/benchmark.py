@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 
 from nmt import checkpoint
-from nmt.checkpoint import load_model
-from nmt.config import Config
+from nmt.config import Config, DecodeConfig
 from nmt.data import clean, load_split
-from nmt.inference import prepare_for_inference
+from nmt.inference import load_for_inference
 from nmt.io import atomic_open
 from nmt.metrics import corpus_scores
 from nmt.translator import Translator, make_search
@@ -67,31 +66,29 @@ def score_all(hyps: list[str], refs: list[str]) -> dict:
     return {"bleu": cased[0].to_dict(), "bleu_lc": lower[0].to_dict(), "chrf": cased[1].to_dict()}
 
 
+def dev_score(model, vocabs, cfg: Config, decode: DecodeConfig) -> float:
+    """Cased BLEU on the config's dev split, decoding as `decode` says."""
+    src, refs = load_pairs(cfg, cfg.data.dev_split)
+    translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+    hyps, _ = decode_split(translator, src)
+    return corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+
+
 def tune_decoding(model, vocabs, cfg: Config, beams: list[int], penalties: list[str]):
     """The (beam size, length penalty) with the best cased dev BLEU (ties: the earlier one).
 
     Returns the chosen pair and every grid point's dev BLEU, keyed "beam K, LP".
     """
-    src, refs = load_pairs(cfg, cfg.data.dev_split)
-    results = {}
-    for beam in beams:
-        for lp in penalties:
-            decode = dataclasses.replace(cfg.decode, beam_size=beam, length_penalty=lp)
-            translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
-            hyps, _ = decode_split(translator, src)
-            results[(beam, lp)] = corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+    results = {(beam, lp): dev_score(model, vocabs, cfg, dataclasses.replace(
+        cfg.decode, beam_size=beam, length_penalty=lp)) for beam in beams for lp in penalties}
     best = max(results, key=lambda k: results[k])
     return best, {f"beam {k}, {lp}": v for (k, lp), v in results.items()}
 
 
 def dev_bleu(weights: Path) -> float:
     """Cased dev BLEU of a weights file with greedy search (its config's dev split)."""
-    model, cfg, vocabs = load_model(weights)
-    src, refs = load_pairs(cfg, cfg.data.dev_split)
-    decode = dataclasses.replace(cfg.decode, beam_size=1)
-    translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
-    hyps, _ = decode_split(translator, src)
-    return corpus_scores(hyps, [refs], metrics=("bleu",))[0].value
+    model, cfg, vocabs = load_for_inference(weights)
+    return dev_score(model, vocabs, cfg, dataclasses.replace(cfg.decode, beam_size=1))
 
 
 def select_weights(model_dir: Path, last: int, log=print) -> tuple[Path, dict]:
@@ -104,10 +101,7 @@ def select_weights(model_dir: Path, last: int, log=print) -> tuple[Path, dict]:
     if len(files) < 2:
         return best, {"chosen": best.name, "candidates": {best.name: None},
                       "note": "fewer than 2 numbered checkpoints: nothing to average"}
-    averaged = model_dir / "averaged.pt"
-    cfg = checkpoint.read_config(model_dir)
-    checkpoint.save({"model": checkpoint.average(files), "config": cfg.to_dict(),
-                     "averaged": [f.name for f in files]}, averaged)
+    averaged = checkpoint.write_average(model_dir, files, model_dir / "averaged.pt")
     scores = {best.name: dev_bleu(best), averaged.name: dev_bleu(averaged)}
     chosen = averaged if scores[averaged.name] > scores[best.name] else best
     log(f"dev BLEU (greedy): {scores}; evaluating {chosen.name}")
@@ -127,8 +121,7 @@ def run_benchmark(weights: Path, out_dir: Path, name: str, beams: list[int],
                   length_penalties: list[str], train_info: dict, log=print,
                   selection: dict | None = None) -> dict:
     """Evaluate `weights` (a .pt file inside a model directory)."""
-    model, cfg, vocabs = load_model(weights)
-    model = prepare_for_inference(model)  # what `translate` runs: the fused step
+    model, cfg, vocabs = load_for_inference(weights)  # what `translate` runs
     (beam, lp), dev_bleu = tune_decoding(model, vocabs, cfg, beams, length_penalties)
     log(f"dev BLEU by beam size and length penalty: {dev_bleu}; chosen beam {beam}, {lp}")
     modes = {"greedy": dataclasses.replace(cfg.decode, beam_size=1),

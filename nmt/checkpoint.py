@@ -101,6 +101,15 @@ def average(paths: list[Path]) -> dict[str, Any]:
             for k in keys}
 
 
+def write_average(model_dir: str | Path, files: list[Path], out: str | Path) -> Path:
+    """The mean of `files`' weights (see `average`) as a loadable weights file `out` (inside
+    `model_dir`, beside its config and subword models), written atomically."""
+    cfg = read_config(model_dir)
+    save({"model": average(files), "config": cfg.to_dict(),
+          "averaged": [f.name for f in files]}, out)
+    return Path(out)
+
+
 def load_model(model_dir: str | Path, which: str = "best",
                device: str | torch.device = "cpu") -> tuple[Seq2Seq, Config, Vocabs]:
     """Everything translation needs, from a model directory alone. The model is in eval mode."""

@@ -346,3 +346,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def dump_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def resume_overrides(texts: list[str]) -> dict[str, Any]:
+    """`--set` values for a resumed run: train.* keys only, type-checked -> {field: value}."""
+    values = {}
+    valid = set(TrainConfig.__dataclass_fields__)
+    for text in texts:
+        keys, value = parse_override(text)
+        if len(keys) != 2 or keys[0] != "train" or keys[1] not in valid:
+            raise NmtError(f"--set {text}: on resume only train.* keys can change "
+                           f"(valid: {', '.join(sorted(valid))})")
+        values[keys[1]] = value
+    checked = load_config(None, [f"train.{k}={v}" for k, v in values.items()]).train
+    return {k: getattr(checked, k) for k in values}

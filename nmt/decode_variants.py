@@ -13,7 +13,6 @@ references), and compared with `plain`: the share of output lines that are ident
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from nmt.config import Config
 from nmt.errors import NmtError
@@ -29,53 +28,45 @@ def parse_variants(text: str) -> list[str]:
     return names
 
 
-def variant_translators(checkpoint: str, names: list[str]):
-    """(translator factory by variant name, model config, vocabularies)."""
-    from nmt.checkpoint import checkpoint_path, load_model
-    from nmt.inference import prepare_for_inference
-    from nmt.shortlist import SHORTLIST_FILE, Shortlist
-    from nmt.translator import Translator
+def variant_model(checkpoint: str, name: str):
+    """(model, config, vocabularies, shortlist or None) of variant `name`."""
+    from nmt.checkpoint import load_model
+    from nmt.inference import load_for_inference
+    from nmt.shortlist import Shortlist
 
-    _, model_cfg, vocabs = load_model(checkpoint)
-    shortlist = None
-    if any("shortlist" in n for n in names):
-        shortlist = Shortlist.load(checkpoint_path(checkpoint).parent / SHORTLIST_FILE,
-                                   len(vocabs.src), len(vocabs.tgt))
-
-    def make(name: str, beam: int) -> Translator:
-        model, _, _ = load_model(checkpoint)
-        if name != "plain":
-            model = prepare_for_inference(model, quantize=name.startswith("int8"))
-        decode = dataclasses.replace(model_cfg.decode, beam_size=beam)
-        return Translator(model, vocabs.src, vocabs.tgt, decode,
-                          shortlist=shortlist if "shortlist" in name else None)
-
-    return make, model_cfg
+    if name == "plain":
+        model, cfg, vocabs = load_model(checkpoint)
+    else:
+        model, cfg, vocabs = load_for_inference(checkpoint, quantize=name.startswith("int8"))
+    shortlist = Shortlist.beside(checkpoint, vocabs) if "shortlist" in name else None
+    return model, cfg, vocabs, shortlist
 
 
 def variants_phase(cfg: Config, checkpoint: str, split: str, names: list[str]) -> dict:
     """`decode_variants`: {variant: {mode: speed, BLEU, share identical to plain}}."""
     from nmt.benchmark import decode_split, load_pairs
     from nmt.metrics import corpus_scores
+    from nmt.translator import Translator
 
-    make, model_cfg = variant_translators(checkpoint, names)
-    src, refs = load_pairs(dataclasses.replace(model_cfg, data=cfg.data), split)
-    order = ["plain", *[n for n in names if n != "plain"]]  # plain first: the reference
+    src = refs = None
     results: dict[str, dict] = {}
     reference: dict[str, list[str]] = {}
-    for name in order:
+    for name in ["plain", *[n for n in names if n != "plain"]]:  # plain first: the reference
+        model, model_cfg, vocabs, shortlist = variant_model(checkpoint, name)
+        if src is None:
+            src, refs = load_pairs(dataclasses.replace(model_cfg, data=cfg.data), split)
         results[name] = {}
         for mode, beam in (("greedy", 1), ("beam5", 5)):
-            translator = make(name, beam)
+            decode = dataclasses.replace(model_cfg.decode, beam_size=beam)
+            translator = Translator(model, vocabs.src, vocabs.tgt, decode, shortlist=shortlist)
             decode_split(translator, src[:8])  # warm-up
-            start = time.perf_counter()
             hyps, speed = decode_split(translator, src)
             bleu = corpus_scores(hyps, [refs], metrics=("bleu",))[0]
             reference.setdefault(mode, hyps)
             same = sum(a == b for a, b in zip(hyps, reference[mode], strict=True))
             results[name][mode] = {
                 "sents_per_s": speed["sents_per_s"], "tokens_per_s": speed["tgt_tokens_per_s"],
-                "seconds": round(time.perf_counter() - start, 2), "bleu": round(bleu.value, 2),
+                "seconds": speed["seconds"], "bleu": round(bleu.value, 2),
                 "bleu_signature": bleu.signature, "same_as_plain": round(same / len(src), 4)}
     if "plain" not in names:
         results.pop("plain")

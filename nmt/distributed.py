@@ -90,29 +90,30 @@ def shard(batches: Iterable, info: DistInfo) -> Iterator:
         yield round_[info.rank]
 
 
-def sum_int(value: int, info: DistInfo, device: torch.device) -> int:
+def _collective(value: float, dtype: torch.dtype, info: DistInfo, device: torch.device,
+                broadcast: bool) -> float:
+    """`value` summed over ranks (or rank 0's, with `broadcast`); as is without DDP."""
     if not info.enabled:
         return value
-    t = torch.tensor([value], dtype=torch.long, device=device)
-    dist.all_reduce(t)
-    return int(t.item())
+    t = torch.tensor([value], dtype=dtype, device=device)
+    if broadcast:
+        dist.broadcast(t, src=0)
+    else:
+        dist.all_reduce(t)
+    return t.item()
+
+
+def sum_int(value: int, info: DistInfo, device: torch.device) -> int:
+    return int(_collective(value, torch.long, info, device, broadcast=False))
 
 
 def sum_float(value: float, info: DistInfo, device: torch.device) -> float:
-    if not info.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item())
+    return float(_collective(value, torch.float64, info, device, broadcast=False))
 
 
 def broadcast_float(value: float, info: DistInfo, device: torch.device) -> float:
     """Rank 0's value, on every rank."""
-    if not info.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.broadcast(t, src=0)
-    return float(t.item())
+    return float(_collective(value, torch.float64, info, device, broadcast=True))
 
 
 def gather_objects(obj: object, info: DistInfo) -> list:

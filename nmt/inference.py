@@ -15,12 +15,16 @@ fp32; do not train it).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from nmt.checkpoint import load_model
+from nmt.config import Config
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq
+from nmt.vocab import Vocabs
 
 
 def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
@@ -41,3 +45,10 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
         model.encoder.rnn = quantize_dynamic(nn.Sequential(model.encoder.rnn), {nn.LSTM},
                                              dtype=torch.qint8)[0]
         return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def load_for_inference(checkpoint: str | Path, quantize: bool = False
+                       ) -> tuple[Seq2Seq, Config, Vocabs]:
+    """`load_model` (a model directory or a .pt file in one), prepared for decoding."""
+    model, cfg, vocabs = load_model(checkpoint)
+    return prepare_for_inference(model, quantize), cfg, vocabs

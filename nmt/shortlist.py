@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nmt.checkpoint import save
+from nmt.checkpoint import checkpoint_path, save
 from nmt.data import encode_sources
 from nmt.decoder import DecoderState, Memory
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, StepResult
-from nmt.vocab import EOS_ID, UNK_ID
+from nmt.vocab import EOS_ID, UNK_ID, Vocabs
 
 SHORTLIST_FILE = "shortlist.pt"
 DEFAULT_FREQUENT = 1000
@@ -94,6 +94,13 @@ class Shortlist:
         if src_vocab_size is not None and tgt_vocab_size is not None:
             shortlist.check(src_vocab_size, tgt_vocab_size, path)
         return shortlist
+
+    @classmethod
+    def beside(cls, checkpoint: str | Path, vocabs: Vocabs) -> Shortlist:
+        """The shortlist of the model directory `checkpoint` names (a directory or a .pt
+        file in one), checked against its vocabularies."""
+        path = checkpoint_path(checkpoint).parent / SHORTLIST_FILE
+        return cls.load(path, len(vocabs.src), len(vocabs.tgt))
 
     def check(self, src_vocab_size: int, tgt_vocab_size: int, where: str | Path) -> None:
         top = max([-1] + [int(t.max()) for t in (self.frequent, self.per_source) if t.numel()])

@@ -139,12 +139,10 @@ def decoding_setup(cfg: Config, checkpoint: str, split: str,
     """A checkpoint's translators by mode name (one per (name, beam) of `modes`), its source
     vocabulary, and the source lines of `split` (read as `cfg.data` says)."""
     from nmt.benchmark import load_pairs
-    from nmt.checkpoint import load_model
-    from nmt.inference import prepare_for_inference
+    from nmt.inference import load_for_inference
     from nmt.translator import Translator
 
-    model, model_cfg, vocabs = load_model(checkpoint)
-    model = prepare_for_inference(model)  # what `translate` runs
+    model, model_cfg, vocabs = load_for_inference(checkpoint)  # what `translate` runs
     src, _ = load_pairs(dataclasses.replace(model_cfg, data=cfg.data), split)
     translators = {name: Translator(model, vocabs.src, vocabs.tgt,
                                     dataclasses.replace(model_cfg.decode, beam_size=beam))

@@ -79,3 +79,28 @@ def test_select_weights_without_numbered_checkpoints_uses_best(tmp_path):
     model_dir = _trained(tmp_path, max_steps=4, validate_every=2)
     chosen, info = benchmark.select_weights(model_dir, last=5, log=lambda *_: None)
     assert chosen == model_dir / "best.pt" and not (model_dir / "averaged.pt").exists()
+
+
+def test_bad_search_options_fail_before_training(tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    for flags, said in ((["--length-penalties", "gnmt:0.6,gnmt:x"], "gnmt:x"),
+                        (["--beams", "5,0"], "--beams"), (["--average", "-1"], "--average")):
+        assert main(["--config", "does-not-matter.yaml", "--model-dir", str(model_dir),
+                     "--name", "x", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and said in err and len(err.splitlines()) == 1
+    assert not model_dir.exists()  # nothing was trained
+
+
+def test_resumed_benchmark_applies_train_overrides_and_rejects_others(tmp_path, capsys):
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=100, n_dev=10)
+    cfg_file = tmp_path / "toy.yaml"
+    cfg_file.write_text(dump_yaml(toy_config(corpus, max_steps=2)), encoding="utf-8")
+    model_dir, out = tmp_path / "model", tmp_path / "bench"
+    base = ["--config", str(cfg_file), "--model-dir", str(model_dir), "--name", "toy",
+            "--out", str(out), "--beams", "2", "--length-penalties", "none", "--quiet"]
+    assert main(base) == 0
+    assert main([*base, "--set", "model.emb_size=8"]) == 2
+    assert "only train.* keys" in capsys.readouterr().err
+    assert main([*base, "--set", "train.max_steps=4"]) == 0
+    assert json.loads((out / "toy.json").read_text(encoding="utf-8"))["train"]["steps"] == 4

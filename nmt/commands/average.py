@@ -35,9 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if out.parent.resolve() != model_dir.resolve():
         raise NmtError(f"--out {out}: must be inside {model_dir} (it needs config.yaml and the "
                        f"subword models beside it)")
-    cfg = checkpoint.read_config(model_dir)
-    checkpoint.save({"model": checkpoint.average(files), "config": cfg.to_dict(),
-                     "averaged": [f.name for f in files]}, out)
+    checkpoint.write_average(model_dir, files, out)
     print(f"averaged {', '.join(f.name for f in files)} -> {out}", file=sys.stderr)
     return 0
 

@@ -24,38 +24,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="beam sizes tried on the dev split (comma-separated; default 5)")
     parser.add_argument("--length-penalties", default="gnmt:0.0,gnmt:0.6,gnmt:1.0,gnmt:1.5",
                         help="candidates tried on the dev split (comma-separated)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config override (repeatable); when resuming only train.*")
     parser.add_argument("--quiet", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
-    from nmt.benchmark import run_benchmark, select_weights, summary_rows, train_info
-    from nmt.config import load_config
+def _search_grid(args: argparse.Namespace) -> tuple[list[int], list[str]]:
+    """The beam sizes and length penalties to try, checked before any training."""
     from nmt.errors import NmtError
-    from nmt.train import train
+    from nmt.processors import LengthPenalty
 
-    model_dir = Path(args.model_dir)
-    if args.config:
-        resume = (model_dir / "last.pt").is_file()
-        cfg = None if resume else load_config(args.config, args.set)
-        train(cfg, model_dir, resume=resume, quiet=args.quiet)
-    elif not (model_dir / "last.pt").is_file():
-        raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
     try:
         beams = [int(k) for k in args.beams.split(",")]
     except ValueError:
         raise NmtError(f"--beams {args.beams}: expected comma-separated integers") from None
     if min(beams) < 1:
         raise NmtError("--beams: every beam size must be >= 1")
+    penalties = [p.strip() for p in args.length_penalties.split(",")]
+    for p in penalties:
+        try:
+            LengthPenalty.parse(p)
+        except ValueError as e:
+            raise NmtError(f"--length-penalties: {e}") from None
+    if args.average < 0:
+        raise NmtError("--average: must be >= 0")
+    return beams, penalties
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmt.benchmark import run_benchmark, select_weights, summary_rows, train_info
+    from nmt.config import load_config, resume_overrides
+    from nmt.errors import NmtError
+    from nmt.train import train
+
+    beams, penalties = _search_grid(args)
+    model_dir = Path(args.model_dir)
+    if args.config:
+        if (model_dir / "last.pt").is_file():  # resume: the run's own config, train.* --set
+            train(None, model_dir, resume=True, quiet=args.quiet,
+                  train_overrides=resume_overrides(args.set))
+        else:
+            train(load_config(args.config, args.set), model_dir, quiet=args.quiet)
+    elif not (model_dir / "last.pt").is_file():
+        raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
     if args.weights:
         weights, selection = model_dir / args.weights, {"chosen": args.weights, "note": "given"}
     else:
         weights, selection = select_weights(model_dir, args.average)
     if not weights.is_file():
         raise NmtError(f"{weights}: not found")
-    record = run_benchmark(weights, Path(args.out), args.name, beams,
-                           args.length_penalties.split(","), train_info(model_dir),
-                           selection=selection)
+    record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
+                           train_info(model_dir), selection=selection)
     print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")
     print("|---|---|---|---|---|---|")
     print("\n".join(summary_rows(record)))

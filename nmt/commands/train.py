@@ -7,7 +7,7 @@ import os
 import sys
 
 from nmt.commands import run_guarded
-from nmt.config import TrainConfig, load_config, parse_override
+from nmt.config import load_config, resume_overrides
 from nmt.errors import NmtError
 
 
@@ -41,18 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.model_dir:
             raise NmtError("--resume DIR takes its config from DIR; drop --config/--model-dir")
-        values = {}
-        valid = set(TrainConfig.__dataclass_fields__)
-        for text in overrides:
-            keys, value = parse_override(text)
-            if len(keys) != 2 or keys[0] != "train" or keys[1] not in valid:
-                raise NmtError(f"--set {text}: on --resume only train.* keys can change "
-                               f"(valid: {', '.join(sorted(valid))})")
-            values[keys[1]] = value
-        # type-check the new values through the config machinery
-        checked = load_config(None, [f"train.{k}={v}" for k, v in values.items()]).train
         state = train(None, args.resume, resume=True, quiet=args.quiet,
-                      train_overrides={k: getattr(checked, k) for k in values})
+                      train_overrides=resume_overrides(overrides))
     else:
         if not args.config or not args.model_dir:
             raise NmtError("train needs --config FILE and --model-dir DIR (or --resume DIR)")

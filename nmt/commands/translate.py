@@ -98,11 +98,10 @@ def format_output(translator, results, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nmt.checkpoint import checkpoint_path, load_model
     from nmt.errors import NmtError
-    from nmt.inference import prepare_for_inference
+    from nmt.inference import load_for_inference
     from nmt.io import atomic_open, read_lines
-    from nmt.shortlist import SHORTLIST_FILE, Shortlist
+    from nmt.shortlist import Shortlist
     from nmt.translator import Translator, make_search
 
     if args.num_threads is not None and args.num_threads < 1:
@@ -110,13 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     lines = read_lines(args.input) if args.input else read_lines(None, sys.stdin.buffer)
-    model, cfg, vocabs = load_model(args.checkpoint)
+    model, cfg, vocabs = load_for_inference(args.checkpoint, quantize=args.quantize)
     decode = _decode_config(args, cfg.decode)
-    shortlist = None
-    if args.shortlist:
-        shortlist = Shortlist.load(checkpoint_path(args.checkpoint).parent / SHORTLIST_FILE,
-                                   len(vocabs.src), len(vocabs.tgt))
-    model = prepare_for_inference(model, quantize=args.quantize)
+    shortlist = Shortlist.beside(args.checkpoint, vocabs) if args.shortlist else None
 
     def on_split(line_no: int, n_chunks: int) -> None:
         if not args.quiet:
