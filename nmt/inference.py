@@ -6,7 +6,9 @@ recurrent and extra inputs share one matmul. This is exact up to float rounding.
 
 With `quantize=True` every `nn.Linear` (attention, output layer, fused LSTM step, bridge,
 output projection) and the encoder's LSTM get int8 weights with dynamic (per-batch)
-activation quantization (`torch.ao.quantization.quantize_dynamic`). This is approximate;
+activation quantization (`torch.ao.quantization.quantize_dynamic`), except one-output
+layers (additive attention's v): those are a matrix-vector product bound by reading their
+input, which int8 would have to read once more to quantize it. This is approximate;
 its BLEU cost is measured in BENCHMARKS.md. The embeddings and the gate table stay fp32.
 A prepared model is for decoding only (teacher forcing with the fast path still works in
 fp32; do not train it).
@@ -36,7 +38,7 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
     if next(model.parameters()).device.type != "cpu":
         raise NmtError("--quantize: int8 dynamic quantization runs on the CPU only")
     try:
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
     except ImportError:
         raise NmtError(f"--quantize: torch {torch.__version__} has no "
                        "torch.ao.quantization.quantize_dynamic") from None
@@ -44,7 +46,9 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
         warnings.simplefilter("ignore")
         model.encoder.rnn = quantize_dynamic(nn.Sequential(model.encoder.rnn), {nn.LSTM},
                                              dtype=torch.qint8)[0]
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        linears = {name: default_dynamic_qconfig for name, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and m.out_features > 1}
+        return quantize_dynamic(model, linears, dtype=torch.qint8, inplace=True)
 
 
 def load_for_inference(checkpoint: str | Path, quantize: bool = False

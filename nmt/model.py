@@ -8,7 +8,6 @@ Attention weights are always (B, T, S).
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -31,11 +30,17 @@ class ModelOutput:
 
 @dataclass
 class StepResult:
-    """log_probs (B, V) of the next token; attn (B, S)."""
+    """log_probs (B, V') of the next token over the target ids `vocab` (V',), or over all V
+    ids in order when `vocab` is None (no shortlist); attn (B, S)."""
 
     log_probs: torch.Tensor
     state: DecoderState
     attn: torch.Tensor
+    vocab: torch.Tensor | None = None
+
+    def token_ids(self, columns: torch.Tensor) -> torch.Tensor:
+        """The target ids of `log_probs` columns (any shape)."""
+        return columns if self.vocab is None else self.vocab[columns]
 
 
 class Seq2Seq(nn.Module):
@@ -47,6 +52,7 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(cfg, tgt_vocab_size, self.encoder.output_size)
         self.dropout = nn.Dropout(cfg.dropout)
         self.generator = nn.Linear(cfg.attn_vector_size, tgt_vocab_size, bias=False)
+        self._int8_rows: torch.Tensor | None = None  # an int8 generator's weight, as fp32
         if cfg.tie_embeddings:
             self.generator.weight = self.decoder.embed.weight
 
@@ -77,7 +83,9 @@ class Seq2Seq(nn.Module):
             return layer
         from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
-        rows = weight().dequantize().index_select(0, vocab)  # (V', A)
+        if self._int8_rows is None:  # unpacked once, not per batch
+            self._int8_rows = weight().dequantize()  # (V, A)
+        rows = self._int8_rows.index_select(0, vocab)  # (V', A)
         scale = max(float(rows.abs().max()), 1e-8) / 127.0
         layer = Int8Linear(rows.size(1), rows.size(0), bias_=False, dtype=torch.qint8)
         with warnings.catch_warnings():  # torch's deprecation notice for quantized tensors
@@ -88,22 +96,17 @@ class Seq2Seq(nn.Module):
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
         """tokens (B,): y_{t-1} -> log p(y_t | ...) (B, V), new state, attention (B, S).
 
-        With `memory.vocab` the softmax runs over those ids only; the others get -inf.
+        With `memory.vocab` (V',) the softmax runs over those ids only and log_probs is
+        (B, V'), its columns those ids (`StepResult.vocab`).
         """
         emb, x_gates = self.decoder.embed_tokens(tokens)
         step = self.decoder.step(emb, x_gates, state, memory)
+        out = self.dropout(step.out)
         if memory.vocab is not None:
-            return StepResult(self._shortlist_log_probs(self.dropout(step.out), memory),
-                              step.state, step.attn)
-        logits = self.generator(self.dropout(step.out))
+            return StepResult(F.log_softmax(memory.output(out).float(), dim=-1), step.state,
+                              step.attn, memory.vocab)
+        logits = self.generator(out)
         return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn)
-
-    def _shortlist_log_probs(self, out: torch.Tensor, memory: Memory) -> torch.Tensor:
-        """out (B, A) -> (B, V) log-probs normalised over `memory.vocab`, -inf elsewhere."""
-        logits = memory.output(out)  # (B, V')
-        log_probs = F.log_softmax(logits.float(), dim=-1)
-        full = log_probs.new_full((out.size(0), self.generator.out_features), -math.inf)
-        return full.index_copy_(1, memory.vocab, log_probs)  # (B, V)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 fast: bool = True) -> ModelOutput:

@@ -1,8 +1,10 @@
 """Scoring pieces of beam search, each small and tested on its own (used by `search.py`).
 
-- Log-prob processors, `(log_probs (N, V), t) -> log_probs (N, V)`: applied to every step's
-  next-token distribution before the beam picks its candidates; `t` is the number of tokens
-  the hypotheses have emitted so far (all rows of a step share it). They return a new tensor.
+- Log-prob processors, `(log_probs (N, V'), t, vocab) -> log_probs (N, V')`: applied to every
+  step's next-token distribution before the beam picks its candidates; `t` is the number of
+  tokens the hypotheses have emitted so far (all rows of a step share it); `vocab` (V',) the
+  target ids of the columns under a shortlist, None when the columns are all V ids. They
+  return a new tensor.
 - `LengthPenalty`: turns a hypothesis' summed log-prob into a length-normalised score.
 - `coverage_penalty`: GNMT's penalty for source words that received too little attention.
 
@@ -21,15 +23,18 @@ import torch
 
 from nmt.vocab import EOS_ID, UNK_ID
 
-LogProbProcessor = Callable[[torch.Tensor, int], torch.Tensor]
+LogProbProcessor = Callable[[torch.Tensor, int, "torch.Tensor | None"], torch.Tensor]
 
 
 def ban_tokens(ids: Sequence[int]) -> LogProbProcessor:
     """Never emit `ids`: their log-prob becomes -inf at every step."""
     index = list(ids)
 
-    def process(log_probs: torch.Tensor, t: int) -> torch.Tensor:
+    def process(log_probs: torch.Tensor, t: int, vocab: torch.Tensor | None = None
+                ) -> torch.Tensor:
         banned = torch.tensor(index, device=log_probs.device)
+        if vocab is not None:  # the columns holding those ids, where the shortlist has them
+            banned = (vocab.unsqueeze(0) == banned.unsqueeze(1)).nonzero()[:, 1]
         return log_probs.index_fill(1, banned, -math.inf)
 
     return process
@@ -39,8 +44,9 @@ def min_length(n: int, eos_id: int = EOS_ID) -> LogProbProcessor:
     """No EOS before `n` tokens have been emitted (so every hypothesis has >= n tokens)."""
     ban_eos = ban_tokens([eos_id])
 
-    def process(log_probs: torch.Tensor, t: int) -> torch.Tensor:
-        return ban_eos(log_probs, t) if t < n else log_probs
+    def process(log_probs: torch.Tensor, t: int, vocab: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return ban_eos(log_probs, t, vocab) if t < n else log_probs
 
     return process
 
@@ -55,9 +61,9 @@ def build_processors(min_len: int = 0, ban_unk: bool = False) -> list[LogProbPro
 
 
 def apply_processors(processors: Sequence[LogProbProcessor], log_probs: torch.Tensor,
-                     t: int) -> torch.Tensor:
+                     t: int, vocab: torch.Tensor | None = None) -> torch.Tensor:
     for process in processors:
-        log_probs = process(log_probs, t)
+        log_probs = process(log_probs, t, vocab)
     return log_probs
 
 

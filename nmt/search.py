@@ -1,7 +1,9 @@
 """Decoding: batched greedy and beam search, returning typed hypotheses.
 
 Search talks to the model only through `encode`, `decode_step` and `reorder_state` (and the
-public `Memory.select`); it never touches the LSTM state itself. The scoring pieces of beam
+public `Memory.select`); it never touches the LSTM state itself. Under a shortlist a step's
+log-probs cover only the batch's candidate ids (`StepResult.vocab`): search picks among those
+columns and maps them to target ids with `StepResult.token_ids`. The scoring pieces of beam
 search (length penalty, coverage penalty, min length, UNK ban) live in `nmt.processors`.
 """
 
@@ -80,6 +82,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *,
     while active:
         step = model.decode_step(prev, state, memory)
         best_lp, best = step.log_probs.max(dim=-1)  # (B',)
+        best = step.token_ids(best)
         best_l, lp_l = best.tolist(), best_lp.tolist()
         attn = step.attn.cpu()
         keep = []
@@ -170,15 +173,18 @@ class _Candidates:
                              (self.scores, self.rows, self.tokens, self.log_probs)))
 
 
-def top_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor, n: int) -> _Candidates:
-    """The n best one-token expansions per sentence. beam_scores (B', K), log_probs (B'*K, V)."""
+def top_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor, n: int,
+                   vocab: torch.Tensor | None = None) -> _Candidates:
+    """The n best one-token expansions per sentence. beam_scores (B', K), log_probs (B'*K, V');
+    vocab (V',): the target id of each column (None: column = id)."""
     Bp, K = beam_scores.shape
     V = log_probs.size(1)
     total = (beam_scores.view(-1, 1) + log_probs).view(Bp, K * V)
     scores, flat = total.topk(min(n, K * V), dim=1)  # (B', n)
     rows = flat // V + torch.arange(Bp, device=flat.device).unsqueeze(1) * K
-    tokens = flat % V
-    return _Candidates(scores, rows, tokens, log_probs.take(rows * V + tokens))
+    columns = flat % V
+    tokens = columns if vocab is None else vocab[columns]
+    return _Candidates(scores, rows, tokens, log_probs.take(rows * V + columns))
 
 
 def live_candidates(cands: _Candidates, K: int) -> _Candidates:
@@ -274,8 +280,8 @@ class _BeamSearch:
             step = self.model.decode_step(self.tokens, self.state, self.memory)
             self.history.attn.append(step.attn)
             coverage = self.coverage + step.attn  # includes this step's row
-            log_probs = apply_processors(self.processors, step.log_probs, t)
-            cands = top_candidates(self.scores, log_probs, 2 * self.K)
+            log_probs = apply_processors(self.processors, step.log_probs, t, step.vocab)
+            cands = top_candidates(self.scores, log_probs, 2 * self.K, step.vocab)
             self._finish(cands, coverage, t + 1)
             live = live_candidates(cands, self.K)
             keep = self._survivors(live, coverage, t + 1)

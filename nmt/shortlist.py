@@ -12,9 +12,11 @@ smaller target id first). Counting and ranking are vectorised over pairs (numpy)
 Python loop over tokens.
 
 `ShortlistModel` wraps a `Seq2Seq` so that search code, which only calls `encode`,
-`decode_step` and `reorder_state`, decodes under the shortlist without knowing about it:
-`encode` passes the batch's candidates to `Seq2Seq.encode(..., vocab=...)`, whose
-`decode_step` then gives every other id a log-prob of -inf.
+`decode_step` and `reorder_state`, decodes under the shortlist: `encode` passes the batch's
+candidates to `Seq2Seq.encode(..., vocab=...)`, whose `decode_step` then scores only them,
+(B, V') log-probs whose columns are the ids `StepResult.vocab`. Search picks among the V'
+columns (the softmax, the beam's top-k and its score sums all shrink from V to V') and maps
+them back to ids.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ class Shortlist:
 class ShortlistModel:
     """A `Seq2Seq` that, batch by batch, scores only its shortlist's candidates.
 
-    It offers what search calls (`encode`, `decode_step`, `reorder_state`); log-probs keep
-    the full (B, V) shape, -inf outside the batch's candidates.
+    It offers what search calls (`encode`, `decode_step`, `reorder_state`); log-probs are
+    (B, V') over the batch's candidates, their ids in `StepResult.vocab`.
     """
 
     def __init__(self, model: Seq2Seq, shortlist: Shortlist):

@@ -69,14 +69,14 @@ def test_training_mode_drops_the_fused_snapshot():
     assert fused.decoder.fused is None
 
 
-def test_int8_quantizes_every_linear_and_stays_close():
+def test_int8_quantizes_every_linear_but_v_and_stays_close():
     plain, _ = model_pair("bahdanau", True)
     with torch.no_grad():  # back to moderate weights: int8 error relative to a usable model
         for p in plain.parameters():
             p.div_(3.0)
     q = prepare_for_inference(copy.deepcopy(plain), quantize=True)
     linears = [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]
-    assert linears == []
+    assert linears == ["decoder.attention.energy"]  # v: a matrix-vector product stays fp32
     assert isinstance(q.generator, qdyn.Linear) and isinstance(q.encoder.rnn, qdyn.LSTM)
     assert isinstance(q.decoder.fused.rec, qdyn.Linear)
     src, lengths = padded_batch([5, 3, 4], vocab=V)

@@ -50,6 +50,23 @@ def test_attention_masks_padding_and_normalises(kind):
     assert torch.equal(weights[2, :, 0], torch.ones(4))
 
 
+@pytest.mark.parametrize("kind", ["bahdanau", "concat"])
+def test_additive_scores_are_v_tanh_and_blocks_change_nothing(kind, monkeypatch):
+    """The sigmoid form and the cache-sized blocks give e = v^T tanh(W q + U h) exactly."""
+    torch.manual_seed(0)
+    attn = build_attention(kind, 12, 16, 10)
+    memory, query = torch.randn(7, 5, 16), torch.randn(7, 3, 12)
+    want = torch.tanh((query @ attn.query_proj.weight.T).unsqueeze(2)
+                      + (memory @ attn.key_proj.weight.T).unsqueeze(1)) @ attn.energy.weight[0]
+    trained = attn.scores(query, attn.keys(memory))  # autograd: one (B, T, S, A) pass
+    assert trained.requires_grad
+    torch.testing.assert_close(trained, want, atol=1e-6, rtol=1e-5)
+    monkeypatch.setattr(type(attn), "BLOCK", 2 * 3 * 5 * 10)  # blocks of 2 rows (4 blocks)
+    with torch.inference_mode():
+        torch.testing.assert_close(attn.scores(query, attn.keys(memory)), want,
+                                   atol=1e-6, rtol=1e-5)
+
+
 def test_attention_keys_are_the_projected_memory():
     attn = build_attention("general", 16, 8, 16)
     memory = torch.randn(2, 3, 8)

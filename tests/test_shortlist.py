@@ -15,6 +15,7 @@ from nmt.cli import main as nmt_main
 from nmt.commands.translate import main as translate_main
 from nmt.data import encode_sources
 from nmt.decoder import Memory
+from nmt.model import StepResult
 from nmt.search import beam_search, greedy
 from nmt.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, cooccurrences
 from nmt.translator import Translator
@@ -149,10 +150,11 @@ def test_restricted_shortlist_emits_only_candidates(loaded):
     assert vocab.tolist() == sorted([UNK_ID, EOS_ID, *allowed])
     memory, state = model.encode(src, lengths, vocab=vocab)
     step = model.decode_step(torch.full((src.size(0),), 2), state, memory)
-    outside = torch.ones(len(vocabs.tgt), dtype=torch.bool)
-    outside[vocab] = False
-    assert torch.isneginf(step.log_probs[:, outside]).all()
-    assert torch.allclose(step.log_probs[:, vocab].exp().sum(-1), torch.ones(src.size(0)))
+    assert step.log_probs.shape == (src.size(0), len(vocab)) and step.vocab is vocab
+    memory_all, _ = model.encode(src, lengths)  # the same logits, renormalised over vocab
+    full = model.decode_step(torch.full((src.size(0),), 2), state, memory_all).log_probs
+    torch.testing.assert_close(step.log_probs, full[:, vocab].log_softmax(-1))
+    assert step.token_ids(torch.tensor([[0, 3]])).tolist() == [[vocab[0], vocab[3]]]
     restricted = sl.restrict(model)
     hyps = greedy(restricted, src, lengths, max_len_offset=4)
     hyps += [h for n in beam_search(restricted, src, lengths, beam_size=3, n_best=3,
@@ -160,6 +162,41 @@ def test_restricted_shortlist_emits_only_candidates(loaded):
     assert len(hyps) == 5 + 15
     assert all(t in vocab.tolist() for h in hyps for t in h.tokens)
     assert all(h.score > -float("inf") for h in hyps)
+
+
+class FullWidth:
+    """The reference layout: a shortlist step's log-probs spread over all V ids, -inf at the
+    ids outside the batch's candidates (search then picks among all V columns)."""
+
+    def __init__(self, inner, V: int):
+        self.inner, self.V = inner, V
+        self.encode, self.reorder_state = inner.encode, inner.reorder_state
+
+    def decode_step(self, tokens, state, memory):
+        step = self.inner.decode_step(tokens, state, memory)
+        full = step.log_probs.new_full((tokens.size(0), self.V), -float("inf"))
+        return StepResult(full.index_copy_(1, step.vocab, step.log_probs), step.state,
+                          step.attn)
+
+
+def test_search_over_candidate_columns_equals_search_over_all_ids(loaded):
+    """Picking among the V' candidate columns gives what -inf at every other id gives."""
+    model, _, vocabs = loaded
+    src, lengths = batch(vocabs)
+    g = torch.Generator().manual_seed(0)
+    keep = torch.randperm(len(vocabs.tgt), generator=g)[: len(vocabs.tgt) // 2]
+    sl = Shortlist(keep.sort().values, torch.empty(len(vocabs.src), 0, dtype=torch.long))
+    short, wide = sl.restrict(model), FullWidth(sl.restrict(model), len(vocabs.tgt))
+    assert_same(greedy(short, src, lengths), greedy(wide, src, lengths))
+    for options in ({}, {"ban_unk": True, "min_len": 3, "length_penalty": "average"}):
+        a = beam_search(short, src, lengths, beam_size=4, n_best=3, **options)
+        b = beam_search(wide, src, lengths, beam_size=4, n_best=3, **options)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+        hyps = [h for n in a for h in n]
+        assert all(t in sl.candidates(src, lengths).tolist() for h in hyps for t in h.tokens)
+        if options:
+            assert all(UNK_ID not in h.tokens and len(h.tokens) >= 3 for h in hyps)
 
 
 # ---------------------------------------------------------------------------- command line
