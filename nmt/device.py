@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
 
 import torch
 
 from nmt.errors import NmtError
-
-# torch warns about Intel-GPU TF32 each time oneDNN is switched off (see `autocast`)
-warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,9 +49,25 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
     if device.type == "cpu":
-        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(_onednn_off())
     stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
     return stack
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    """oneDNN off, without the warning torch gives on entry and exit when it saves and
+    restores the (Intel-GPU-only) oneDNN TF32 flag along with the others."""
+    flags = torch.backends.mkldnn.flags(enabled=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        flags.__enter__()
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+            flags.__exit__(None, None, None)
 
 
 def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
