@@ -168,9 +168,11 @@ def test_decode_variants_timed_scored_and_compared_with_plain(toy, tmp_path, mon
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert main(["--config", str(toy.cfg_file), "--json", str(out), "--skip-train",
                      "--threads", "1", "--checkpoint", str(toy.model), "--split", "test",
-                     "--variants", "plain,fused,int8,shortlist,int8+shortlist"]) == 0
+                     "--variants", "plain,fused,int8,shortlist,int8+shortlist",
+                     "--curves", "--curve-inputs", "1"]) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
-    assert "train_tokens_per_s" not in result
+    assert "train_tokens_per_s" not in result and "train_curve" not in result
+    assert result["decode_curve"]  # --skip-train keeps the decoding curve
     variants = result["decode_variants"]
     assert list(variants) == ["plain", "fused", "int8", "shortlist", "int8+shortlist"]
     for modes in variants.values():

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --checkpoint: time and score decoding with each of "
                              "plain,fused,int8,shortlist,int8+shortlist (comma-separated)")
     parser.add_argument("--skip-train", action="store_true",
-                        help="leave out the training phase (decoding figures only)")
+                        help="leave out the training phases (decoding figures only)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.variants:
         result.update(run_phase(args, "variants"))
     if args.curves:
-        result.update(run_phase(args, "train_curve"))
+        if not args.skip_train:
+            result.update(run_phase(args, "train_curve"))
         if args.checkpoint:
             result.update(run_phase(args, "decode_curve"))
     if args.profile:
