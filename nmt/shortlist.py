@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,7 @@ DEFAULT_PER_SOURCE = 20
 DEFAULT_MIN_COUNT = 1
 ALWAYS = (UNK_ID, EOS_ID)  # target ids every candidate set holds
 _CHUNK = 4096  # sentence pairs whose co-occurrences are expanded at once (bounds memory)
+_MERGE = 1 << 22  # new (id pair, count) entries that trigger a merge of the partial tables
 
 
 @dataclass
@@ -160,38 +161,74 @@ def _cross(src: np.ndarray, src_sent: np.ndarray, tgt: np.ndarray, tgt_sent: np.
     return np.repeat(src, reps), tgt[np.repeat(tgt_start[src_sent], reps) + offset]
 
 
-def cooccurrences(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
-                  src_vocab_size: int, tgt_vocab_size: int):
-    """Sentence-level counts over aligned id lists.
+@dataclass
+class Counts:
+    """Sentence-level counts of a parallel corpus (see `count_pairs`).
 
-    Returns (src (P,), tgt (P,), both (P,)) for every pair that co-occurs at least once,
-    and c(s) (Vs,), c(t) (Vt,): the number of sentences holding each id.
+    src, tgt, both (P,): every (source id, target id) that co-occurs in at least one
+    sentence pair, sorted by (src, tgt), and the number of pairs holding both; c_src (Vs,),
+    c_tgt (Vt,): the number of pairs holding each id; tokens (Vt,): occurrences of each
+    target id; pairs: sentence pairs read.
     """
-    keys, counts = [], []
+
+    src: np.ndarray
+    tgt: np.ndarray
+    both: np.ndarray
+    c_src: np.ndarray
+    c_tgt: np.ndarray
+    tokens: np.ndarray
+    pairs: int
+
+
+def _merge(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Partial (key, count) tables summed into one, sorted by key."""
+    key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    return key, np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+
+
+def count_pairs(pairs: Iterable[tuple[Sequence[int], Sequence[int]]], src_vocab_size: int,
+                tgt_vocab_size: int) -> Counts:
+    """Counts over aligned (source ids, target ids) pairs, read once, `_CHUNK` at a time.
+
+    A stream works: memory grows with the number of distinct co-occurring id pairs, not
+    with the corpus (partial tables are merged whenever the new entries outgrow the merged
+    table and `_MERGE`).
+    """
+    keys: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    merged = pending = n = 0
     c_src = np.zeros(src_vocab_size, dtype=np.int64)
     c_tgt = np.zeros(tgt_vocab_size, dtype=np.int64)
-    for start in range(0, len(src_ids), _CHUNK):
-        s, s_sent = _distinct(src_ids[start: start + _CHUNK], src_vocab_size)
-        t, t_sent = _distinct(tgt_ids[start: start + _CHUNK], tgt_vocab_size)
+    tokens = np.zeros(tgt_vocab_size, dtype=np.int64)
+    it = iter(pairs)
+    while chunk := list(itertools.islice(it, _CHUNK)):
+        src_ids, tgt_ids = [x for x, _ in chunk], [y for _, y in chunk]
+        s, s_sent = _distinct(src_ids, src_vocab_size)
+        t, t_sent = _distinct(tgt_ids, tgt_vocab_size)
         c_src += np.bincount(s, minlength=src_vocab_size)
         c_tgt += np.bincount(t, minlength=tgt_vocab_size)
-        ps, pt = _cross(s, s_sent, t, t_sent, min(_CHUNK, len(src_ids) - start))
+        tokens += np.bincount(np.fromiter(itertools.chain.from_iterable(tgt_ids),
+                                          dtype=np.int64), minlength=tgt_vocab_size)
+        ps, pt = _cross(s, s_sent, t, t_sent, len(chunk))
         k, c = np.unique(ps * tgt_vocab_size + pt, return_counts=True)
         keys.append(k)
         counts.append(c)
-    if not keys:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, c_src, c_tgt
-    key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    both = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
-    return key // tgt_vocab_size, key % tgt_vocab_size, both, c_src, c_tgt
+        pending, n = pending + len(k), n + len(chunk)
+        if pending > max(merged, _MERGE):
+            key, both = _merge(keys, counts)
+            keys, counts, merged, pending = [key], [both], len(key), 0
+    if keys:
+        key, both = _merge(keys, counts)
+    else:
+        key = both = np.zeros(0, dtype=np.int64)
+    return Counts(key // tgt_vocab_size, key % tgt_vocab_size, both, c_src, c_tgt, tokens, n)
 
 
 def _top_per_source(src: np.ndarray, tgt: np.ndarray, score: np.ndarray, n_src: int,
                     k: int) -> torch.Tensor:
     """The k best-scoring targets of each source id: (n_src, k), -1 pads.
 
-    Entries come sorted by (src, tgt), as `cooccurrences` returns them; scores lie in [0, 1].
+    Entries come sorted by (src, tgt), as `count_pairs` gives them; scores lie in [0, 1].
     One stable sort on src + (1 - score) / 2 orders each source's entries by score, keeping
     equal scores (to float precision) in target-id order.
     """
@@ -204,6 +241,11 @@ def _top_per_source(src: np.ndarray, tgt: np.ndarray, score: np.ndarray, n_src: 
     return torch.from_numpy(table)
 
 
+def _check_options(frequent: int, per_source: int, min_count: int) -> None:
+    if frequent < 0 or per_source < 0 or min_count < 1:
+        raise ValueError("frequent and per_source must be >= 0, min_count >= 1")
+
+
 def build_shortlist(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
                     src_vocab_size: int, tgt_vocab_size: int, *,
                     frequent: int = DEFAULT_FREQUENT, per_source: int = DEFAULT_PER_SOURCE,
@@ -211,18 +253,24 @@ def build_shortlist(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence
     """A shortlist from aligned source/target id lists (training pairs, no BOS/EOS)."""
     if len(src_ids) != len(tgt_ids):
         raise ValueError(f"{len(src_ids)} source and {len(tgt_ids)} target sentences")
-    if frequent < 0 or per_source < 0 or min_count < 1:
-        raise ValueError("frequent and per_source must be >= 0, min_count >= 1")
-    src, tgt, both, c_src, c_tgt = cooccurrences(src_ids, tgt_ids, src_vocab_size,
-                                                 tgt_vocab_size)
-    ok = both >= min_count
-    src, tgt, both = src[ok], tgt[ok], both[ok]
-    dice = 2.0 * both / (c_src[src] + c_tgt[tgt])
-    table = _top_per_source(src, tgt, dice, src_vocab_size, per_source)
-    tokens = np.fromiter(itertools.chain.from_iterable(tgt_ids), dtype=np.int64)
-    counts = np.bincount(tokens, minlength=tgt_vocab_size)
-    by_count = np.argsort(-counts, kind="stable")  # most frequent first, ties: smaller id
-    top = by_count[: min(frequent, int((counts > 0).sum()))]
+    _check_options(frequent, per_source, min_count)
+    counts = count_pairs(zip(src_ids, tgt_ids, strict=True), src_vocab_size, tgt_vocab_size)
+    return shortlist_from_counts(counts, frequent=frequent, per_source=per_source,
+                                 min_count=min_count)
+
+
+def shortlist_from_counts(counts: Counts, *, frequent: int = DEFAULT_FREQUENT,
+                          per_source: int = DEFAULT_PER_SOURCE,
+                          min_count: int = DEFAULT_MIN_COUNT) -> Shortlist:
+    """The shortlist `counts` give: per source id its `per_source` best targets by Dice
+    among pairs seen `min_count` times or more, and the `frequent` most frequent targets."""
+    _check_options(frequent, per_source, min_count)
+    ok = counts.both >= min_count
+    src, tgt, both = counts.src[ok], counts.tgt[ok], counts.both[ok]
+    dice = 2.0 * both / (counts.c_src[src] + counts.c_tgt[tgt])
+    table = _top_per_source(src, tgt, dice, len(counts.c_src), per_source)
+    by_count = np.argsort(-counts.tokens, kind="stable")  # most frequent first, ties: smaller id
+    top = by_count[: min(frequent, int((counts.tokens > 0).sum()))]
     return Shortlist(torch.from_numpy(top.copy()), table)
 
 

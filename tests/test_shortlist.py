@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import nmt.shortlist as shortlist_module
 from nmt.checkpoint import load_model
 from nmt.cli import main as nmt_main
 from nmt.commands.translate import main as translate_main
@@ -17,7 +18,7 @@ from nmt.data import encode_sources
 from nmt.decoder import Memory
 from nmt.model import StepResult
 from nmt.search import beam_search, greedy
-from nmt.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, cooccurrences
+from nmt.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, count_pairs
 from nmt.translator import Translator
 from nmt.vocab import EOS_ID, PAD_ID, UNK_ID
 from tests.helpers import WORDS, train_toy_model
@@ -60,17 +61,23 @@ def test_table_from_a_hand_made_corpus():
     assert strict.per_source[6].tolist() == [11, -1, -1] and strict.frequent.numel() == 0
 
 
-def test_counts_equal_a_python_loop():
+@pytest.mark.parametrize("chunk,merge", [(4096, 1 << 22), (7, 50)])  # 50: many merges
+def test_counts_equal_a_python_loop(chunk, merge, monkeypatch):
+    monkeypatch.setattr(shortlist_module, "_CHUNK", chunk)
+    monkeypatch.setattr(shortlist_module, "_MERGE", merge)
     rng = random.Random(1)
     src = [[rng.randrange(4, 30) for _ in range(rng.randint(0, 9))] for _ in range(500)]
     tgt = [[rng.randrange(4, 40) for _ in range(rng.randint(1, 9))] for _ in range(500)]
-    s, t, both, c_src, c_tgt = cooccurrences(src, tgt, 30, 40)
+    counts = count_pairs(iter(zip(src, tgt, strict=True)), 30, 40)  # read once, as a stream
     expected = Counter((a, b) for x, y in zip(src, tgt, strict=True)
                        for a in set(x) for b in set(y))
-    assert dict(zip(zip(s.tolist(), t.tolist(), strict=True), both.tolist(),
-                    strict=True)) == expected
-    assert c_src.tolist() == [sum(i in set(x) for x in src) for i in range(30)]
-    assert c_tgt.tolist() == [sum(i in set(y) for y in tgt) for i in range(40)]
+    assert dict(zip(zip(counts.src.tolist(), counts.tgt.tolist(), strict=True),
+                    counts.both.tolist(), strict=True)) == expected
+    assert list(zip(counts.src.tolist(), counts.tgt.tolist(), strict=True)) == sorted(expected)
+    assert counts.c_src.tolist() == [sum(i in set(x) for x in src) for i in range(30)]
+    assert counts.c_tgt.tolist() == [sum(i in set(y) for y in tgt) for i in range(40)]
+    assert counts.tokens.tolist() == [sum(y.count(i) for y in tgt) for i in range(40)]
+    assert counts.pairs == 500
 
 
 def test_candidates_union_the_batch_include_eos_and_ignore_padding():
@@ -214,6 +221,29 @@ def test_cli_builds_the_shortlist_and_reports_coverage(model_dir, loaded, capsys
     for word in WORDS:  # the toy task copies words: each word's best partner is itself
         s, t = vocabs.src.encode([word])[0], vocabs.tgt.encode([word.upper()])[0]
         assert len(s) == len(t) == 1 and sl.per_source[s[0], 0] == t[0]
+
+
+def test_cli_streams_a_streaming_corpus_to_the_same_shortlist(model_dir, tmp_path, capsys):
+    """`data.streaming` reads the training split as a stream: the same counts, the same
+    shortlist as from the loaded split; --max-pairs counts a prefix in both modes."""
+    streamed = tmp_path / "streamed"
+    shutil.copytree(model_dir, streamed)
+    config = (streamed / "config.yaml").read_text(encoding="utf-8")
+    assert "streaming: false" in config
+    (streamed / "config.yaml").write_text(config.replace("streaming: false", "streaming: true"),
+                                          encoding="utf-8")
+    for extra in ([], ["--max-pairs", "40"]):
+        tables = []
+        for d in (model_dir, streamed):
+            assert nmt_main(["shortlist", "--model-dir", str(d), "--quiet", *extra]) == 0
+            out = capsys.readouterr().out
+            tables.append(Shortlist.load(d / SHORTLIST_FILE))
+        assert torch.equal(tables[0].per_source, tables[1].per_source)
+        assert torch.equal(tables[0].frequent, tables[1].frequent)
+        if extra:
+            assert ": 40 training pairs" in out
+    assert nmt_main(["shortlist", "--model-dir", str(model_dir), "--max-pairs", "0"]) == 2
+    assert "--max-pairs: must be >= 1" in capsys.readouterr().err
 
 
 def test_cli_errors_without_a_model_dir(tmp_path, capsys):

@@ -1,7 +1,9 @@
 """`shortlist --model-dir DIR [--frequent N] [--per-source K]`: a target-vocabulary shortlist.
 
-Reads DIR's config.yaml and subword models, loads the training split as training does
-(cleaned, tokenized, length-filtered), and keeps, for every source subword, the K target
+Reads DIR's config.yaml and subword models, reads the training split as training does
+(cleaned, tokenized, length-filtered; streamed, never loaded whole, when the config says
+`data.streaming`; the first `--max-pairs` pairs only, if given), and keeps, for every
+source subword, the K target
 subwords it co-occurs with best (Dice over sentence pairs), plus the N most frequent target
 subwords (UNK and EOS are always allowed). Writes DIR/shortlist.pt atomically; `translate
 --shortlist` then scores only each batch's candidates. Prints, for the dev split, the share
@@ -12,6 +14,7 @@ size of those sets.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -32,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT, metavar="C",
                         help=f"ignore pairs co-occurring in fewer than C sentence pairs "
                         f"(default {DEFAULT_MIN_COUNT})")
+    parser.add_argument("--max-pairs", type=int, default=None, metavar="N",
+                        help="count only the first N training pairs (default: all)")
     parser.add_argument("--batch-size", type=int, default=100, metavar="N",
                         help="dev sentences per batch for the coverage report (default 100)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
@@ -46,12 +51,15 @@ def _check(args: argparse.Namespace) -> None:
                                ("--batch-size", args.batch_size, 1)):
         if value < least:
             raise NmtError(f"{flag}: must be >= {least}")
+    if args.max_pairs is not None and args.max_pairs < 1:
+        raise NmtError("--max-pairs: must be >= 1")
 
 
 def run(args: argparse.Namespace) -> int:
     from nmt.checkpoint import read_config
     from nmt.data import prepare_split
-    from nmt.shortlist import SHORTLIST_FILE, build_shortlist, coverage
+    from nmt.shortlist import SHORTLIST_FILE, count_pairs, coverage, shortlist_from_counts
+    from nmt.stream import StreamingBatches
     from nmt.vocab import load_vocabs
 
     _check(args)
@@ -63,16 +71,23 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(text, file=sys.stderr)
 
-    train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src, vocabs.tgt,
-                                     train=True, limit=cfg.data.max_train_pairs)
-    say(str(report))
+    if cfg.data.streaming:
+        pairs = StreamingBatches(cfg.data, vocabs.src, vocabs.tgt, cfg.train.batch_tokens,
+                                 cfg.train.seed).examples()
+    else:
+        limits = [n for n in (cfg.data.max_train_pairs, args.max_pairs) if n is not None]
+        train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src,
+                                         vocabs.tgt, train=True, limit=min(limits, default=None))
+        say(str(report))
+        pairs = zip(train_ds["src_ids"], train_ds["tgt_ids"], strict=True)
     start = time.perf_counter()
-    shortlist = build_shortlist(train_ds["src_ids"], train_ds["tgt_ids"], len(vocabs.src),
-                                len(vocabs.tgt), frequent=args.frequent,
-                                per_source=args.per_source, min_count=args.min_count)
+    counts = count_pairs(itertools.islice(pairs, args.max_pairs), len(vocabs.src),
+                         len(vocabs.tgt))
+    shortlist = shortlist_from_counts(counts, frequent=args.frequent,
+                                      per_source=args.per_source, min_count=args.min_count)
     path = model_dir / SHORTLIST_FILE
     shortlist.save(path)
-    print(f"{path}: {len(train_ds):,} training pairs, {time.perf_counter() - start:.1f} s "
+    print(f"{path}: {counts.pairs:,} training pairs, {time.perf_counter() - start:.1f} s "
           f"(frequent {args.frequent}, per source {args.per_source}, "
           f"min count {args.min_count})")
     dev_ds, report = prepare_split(cfg.data, cfg.data.dev_split, vocabs.src, vocabs.tgt,
