@@ -59,15 +59,20 @@ def _onednn_off() -> Iterator[None]:
     """oneDNN off, without the warning torch gives on entry and exit when it saves and
     restores the (Intel-GPU-only) oneDNN TF32 flag along with the others."""
     flags = torch.backends.mkldnn.flags(enabled=False)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+    with _no_tf32_warning():
         flags.__enter__()
     try:
         yield
     finally:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with _no_tf32_warning():
             flags.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def _no_tf32_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        yield
 
 
 def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:

@@ -34,7 +34,7 @@ def ban_tokens(ids: Sequence[int]) -> LogProbProcessor:
                 ) -> torch.Tensor:
         banned = torch.tensor(index, device=log_probs.device)
         if vocab is not None:  # the columns holding those ids, where the shortlist has them
-            banned = (vocab.unsqueeze(0) == banned.unsqueeze(1)).nonzero()[:, 1]
+            banned = torch.isin(vocab, banned).nonzero().squeeze(1)
         return log_probs.index_fill(1, banned, -math.inf)
 
     return process

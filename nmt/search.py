@@ -10,6 +10,7 @@ search (length penalty, coverage penalty, min length, UNK ban) live in `nmt.proc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -174,17 +175,17 @@ class _Candidates:
 
 
 def top_candidates(beam_scores: torch.Tensor, log_probs: torch.Tensor, n: int,
-                   vocab: torch.Tensor | None = None) -> _Candidates:
+                   token_ids: Callable[[torch.Tensor], torch.Tensor] = lambda c: c
+                   ) -> _Candidates:
     """The n best one-token expansions per sentence. beam_scores (B', K), log_probs (B'*K, V');
-    vocab (V',): the target id of each column (None: column = id)."""
+    token_ids maps log_probs columns to target ids (`StepResult.token_ids`)."""
     Bp, K = beam_scores.shape
     V = log_probs.size(1)
     total = (beam_scores.view(-1, 1) + log_probs).view(Bp, K * V)
     scores, flat = total.topk(min(n, K * V), dim=1)  # (B', n)
     rows = flat // V + torch.arange(Bp, device=flat.device).unsqueeze(1) * K
     columns = flat % V
-    tokens = columns if vocab is None else vocab[columns]
-    return _Candidates(scores, rows, tokens, log_probs.take(rows * V + columns))
+    return _Candidates(scores, rows, token_ids(columns), log_probs.take(rows * V + columns))
 
 
 def live_candidates(cands: _Candidates, K: int) -> _Candidates:
@@ -281,7 +282,7 @@ class _BeamSearch:
             self.history.attn.append(step.attn)
             coverage = self.coverage + step.attn  # includes this step's row
             log_probs = apply_processors(self.processors, step.log_probs, t, step.vocab)
-            cands = top_candidates(self.scores, log_probs, 2 * self.K, step.vocab)
+            cands = top_candidates(self.scores, log_probs, 2 * self.K, step.token_ids)
             self._finish(cands, coverage, t + 1)
             live = live_candidates(cands, self.K)
             keep = self._survivors(live, coverage, t + 1)

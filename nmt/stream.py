@@ -125,6 +125,24 @@ def chunks(items: Iterable, n: int) -> Iterator[list]:
         yield chunk
 
 
+def training_examples(cfg: DataConfig, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab
+                      ) -> Iterator[tuple[list[int], list[int]]]:
+    """Token ids of the streamed training pairs that pass cleaning and the length rules, in
+    corpus order (at most `max_train_pairs` read)."""
+    pairs = stream_pairs(cfg, cfg.train_split)
+    if cfg.max_train_pairs is not None:
+        pairs = itertools.islice(pairs, cfg.max_train_pairs)
+    for chunk in chunks(pairs, 1000):
+        chunk = [(s, t) for s, t in chunk if s.strip() and t.strip()]
+        src = src_vocab.encode([s for s, _ in chunk])
+        tgt = tgt_vocab.encode([t for _, t in chunk])
+        for s, t in zip(src, tgt, strict=True):
+            ratio = max(len(s), len(t)) / max(min(len(s), len(t)), 1)
+            if len(s) <= cfg.max_src_len and len(t) <= cfg.max_tgt_len and (
+                    cfg.max_len_ratio is None or ratio <= cfg.max_len_ratio):
+                yield s, t
+
+
 class StreamingBatches:
     """Token-bucketed batches of a streamed training split, epoch by epoch."""
 
@@ -134,20 +152,7 @@ class StreamingBatches:
         self.batch_tokens, self.seed = batch_tokens, seed
 
     def examples(self) -> Iterator[tuple[list[int], list[int]]]:
-        """Token ids of the pairs that pass cleaning and the length rules, in corpus order."""
-        pairs = stream_pairs(self.cfg, self.cfg.train_split)
-        if self.cfg.max_train_pairs is not None:
-            pairs = itertools.islice(pairs, self.cfg.max_train_pairs)
-        c = self.cfg
-        for chunk in chunks(pairs, 1000):
-            chunk = [(s, t) for s, t in chunk if s.strip() and t.strip()]
-            src = self.src_vocab.encode([s for s, _ in chunk])
-            tgt = self.tgt_vocab.encode([t for _, t in chunk])
-            for s, t in zip(src, tgt, strict=True):
-                ratio = max(len(s), len(t)) / max(min(len(s), len(t)), 1)
-                if len(s) <= c.max_src_len and len(t) <= c.max_tgt_len and (
-                        c.max_len_ratio is None or ratio <= c.max_len_ratio):
-                    yield s, t
+        return training_examples(self.cfg, self.src_vocab, self.tgt_vocab)
 
     def epoch_len(self, epoch: int) -> None:
         return None  # unknown until the stream ends

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import nmt.shortlist as shortlist_module
 from nmt.checkpoint import load_model
@@ -244,6 +245,19 @@ def test_cli_streams_a_streaming_corpus_to_the_same_shortlist(model_dir, tmp_pat
             assert ": 40 training pairs" in out
     assert nmt_main(["shortlist", "--model-dir", str(model_dir), "--max-pairs", "0"]) == 2
     assert "--max-pairs: must be >= 1" in capsys.readouterr().err
+    # an empty streamed training split: one clear line, no empty shortlist written
+    cfg = yaml.safe_load((streamed / "config.yaml").read_text(encoding="utf-8"))
+    corpus = tmp_path / "empty_corpus"
+    shutil.copytree(cfg["data"]["path"], corpus)
+    for f in corpus.glob(f"{cfg['data']['train_split']}.*"):
+        f.write_text("", encoding="utf-8")
+    cfg["data"]["path"] = str(corpus)
+    (streamed / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    (streamed / SHORTLIST_FILE).unlink()
+    assert nmt_main(["shortlist", "--model-dir", str(streamed)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("train: no training pairs to count") and len(err.splitlines()) == 1
+    assert not (streamed / SHORTLIST_FILE).exists()
 
 
 def test_cli_errors_without_a_model_dir(tmp_path, capsys):

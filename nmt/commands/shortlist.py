@@ -58,8 +58,9 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from nmt.checkpoint import read_config
     from nmt.data import prepare_split
+    from nmt.errors import NmtError
     from nmt.shortlist import SHORTLIST_FILE, count_pairs, coverage, shortlist_from_counts
-    from nmt.stream import StreamingBatches
+    from nmt.stream import training_examples
     from nmt.vocab import load_vocabs
 
     _check(args)
@@ -72,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
             print(text, file=sys.stderr)
 
     if cfg.data.streaming:
-        pairs = StreamingBatches(cfg.data, vocabs.src, vocabs.tgt, cfg.train.batch_tokens,
-                                 cfg.train.seed).examples()
+        pairs = training_examples(cfg.data, vocabs.src, vocabs.tgt)
     else:
         limits = [n for n in (cfg.data.max_train_pairs, args.max_pairs) if n is not None]
         train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src,
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     counts = count_pairs(itertools.islice(pairs, args.max_pairs), len(vocabs.src),
                          len(vocabs.tgt))
+    if counts.pairs == 0:
+        raise NmtError(f"{cfg.data.train_split}: no training pairs to count")
     shortlist = shortlist_from_counts(counts, frequent=args.frequent,
                                       per_source=args.per_source, min_count=args.min_count)
     path = model_dir / SHORTLIST_FILE
