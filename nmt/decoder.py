@@ -8,7 +8,9 @@ attend with s_t; h~_t = tanh(W_c [c_t; s_t]).
 The LSTM's weights live in an `nn.LSTM` so that, where the LSTM does not depend on attention
 (Luong without input feeding), training runs it over the whole target in one call; `step`
 uses the same weights one time step at a time. The part of the first layer's input
-projection that only depends on the target embedding is computed for all t at once.
+projection that only depends on the target embedding is computed for all t at once, and the
+rest of it (the recurrent and the extra input) is one matmul per step whose weight gradient
+is computed once per sequence (`nmt.recurrence.StepProjection`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from nmt.attention import build_attention
 from nmt.config import ModelConfig
+from nmt.recurrence import StepProjection
 from nmt.vocab import PAD_ID
 
 
@@ -180,22 +183,32 @@ class Decoder(nn.Module):
                          self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
         return emb, gates
 
-    def extra_weight(self) -> torch.Tensor:
-        """The first layer's input weights for the extra input (4H, X): a view, taken once per
-        sequence by teacher forcing (a fresh slice per step would make autograd write a
-        full-size zero gradient of `weight_ih_l0` at every step)."""
-        return self.rnn.weight_ih_l0[:, self.emb_size:]
+    def recurrent_weight(self) -> torch.Tensor:
+        """The first layer's weights for [s_{t-1}; extra] (4H, H + X): W_hh beside the input
+        weights of the extra input (c_t or h~_{t-1}); W_hh alone without one. Teacher forcing
+        builds it once per sequence and steps with it (one matmul per step, not two)."""
+        w_hh = self.rnn.weight_hh_l0
+        if self.rnn.input_size == self.emb_size:
+            return w_hh
+        return torch.cat([w_hh, self.rnn.weight_ih_l0[:, self.emb_size:]], dim=1)
 
     def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState,
-              w_extra: torch.Tensor | None = None):
-        """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None."""
+              rec: StepProjection | None = None):
+        """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None.
+
+        rec: when teacher forcing steps a whole sequence, its `StepProjection` of
+        `recurrent_weight()` (the weight gradient then comes as one matmul over all steps).
+        """
         if self._use_fused:
             return self._lstm_fused(x_gates, extra, state)
         hs, cs = [], []
-        gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
-        if extra is not None:
-            w_extra = self.extra_weight() if w_extra is None else w_extra
-            gates = gates + F.linear(extra, w_extra)
+        if rec is not None:
+            rec_in = state.h[0] if extra is None else torch.cat([state.h[0], extra], dim=-1)
+            gates = x_gates + rec(rec_in)
+        else:
+            gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
+            if extra is not None:
+                gates = gates + F.linear(extra, self.rnn.weight_ih_l0[:, self.emb_size:])
         h, c = lstm_cell(gates, state.c[0])
         hs.append(h)
         cs.append(c)
@@ -222,17 +235,17 @@ class Decoder(nn.Module):
         return torch.stack(hs), torch.stack(cs)
 
     def recur(self, x_gates: torch.Tensor, state: DecoderState, memory: Memory,
-              w_extra: torch.Tensor | None = None):
+              rec: StepProjection | None = None):
         """Attention and the LSTM of one step: (h, c) (L, B, H), context (B, M), alpha (B, S).
 
         Bahdanau attends with s_{t-1} before the LSTM; Luong with s_t after it.
         """
         if self.scheme == "bahdanau":
             context, attn = self.attend(state.h[-1], memory)
-            h, c = self._lstm(x_gates, context, state, w_extra)
+            h, c = self._lstm(x_gates, context, state, rec)
         else:
             feed = state.feed if self.input_feeding else None
-            h, c = self._lstm(x_gates, feed, state, w_extra)
+            h, c = self._lstm(x_gates, feed, state, rec)
             context, attn = self.attend(h[-1], memory)
         return h, c, context, attn
 
@@ -254,14 +267,14 @@ class Decoder(nn.Module):
         return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1)))
 
     def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
-             memory: Memory, w_extra: torch.Tensor | None = None) -> StepOutput:
+             memory: Memory, rec: StepProjection | None = None) -> StepOutput:
         """One decoder time step; the only step function, used by training and search.
 
         Shapes: emb (B, E) and x_gates (B, 4H) from `embed_tokens` of y_{t-1}; state as in
-        DecoderState; w_extra: `extra_weight()` when the caller steps a whole sequence.
+        DecoderState; rec: see `_lstm` (teacher forcing only).
         Returns o_t (B, A), the new state and alpha_t (B, S).
         """
-        h, c, context, attn = self.recur(x_gates, state, memory, w_extra)
+        h, c, context, attn = self.recur(x_gates, state, memory, rec)
         out = self.output(h[-1], context, emb)
         feed = out if self.input_feeding else state.feed
         return StepOutput(out, DecoderState(h, c, feed), attn)
@@ -285,18 +298,18 @@ class Decoder(nn.Module):
             s, _ = self.rnn(emb, (state.h, state.c))  # (B, T, H)
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
             return self.output(s, context, emb), attn
-        w_extra = self.extra_weight()
+        rec = StepProjection(self.recurrent_weight())  # once per sequence
         hoist = fast and not self.input_feeding
         outs, tops, contexts, attns = [], [], [], []
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step
         for emb_t, gates_t in zip(emb.unbind(1), x_gates.unbind(1), strict=True):
             if hoist:
-                h, c, context, attn = self.recur(gates_t, state, memory, w_extra)
+                h, c, context, attn = self.recur(gates_t, state, memory, rec)
                 state = DecoderState(h, c, state.feed)
                 tops.append(h[-1])
                 contexts.append(context)
             else:
-                step = self.step(emb_t, gates_t, state, memory, w_extra)
+                step = self.step(emb_t, gates_t, state, memory, rec)
                 state, attn = step.state, step.attn
                 outs.append(step.out)
             attns.append(attn)

@@ -3,17 +3,56 @@
 CPU runs stay fp32 unless `train.amp` asks otherwise (bf16 autocast works on CPU too).
 On CUDA, `amp: auto` picks bf16 where the GPU supports it and fp16 with a gradient scaler
 otherwise; batches are pinned and copied without blocking.
+
+`keep_freed_memory` stops glibc from handing large freed blocks back to the kernel, which
+otherwise makes every large CPU tensor pay for fresh page faults (see its docstring).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 
 import torch
 
 from nmt.errors import NmtError
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
+_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the kernel.
+
+    By default glibc serves every block over its mmap threshold (at most 32 MiB) with a fresh
+    mmap and unmaps it when freed, so each large tensor (a batch's (N, V) logits are 30-60 MB)
+    is paid for again with a page fault per 4 KiB on first touch: on this project's reference
+    machine a zero-fill of 55 MB took 15 ms that way and 1.5 ms in reused memory, and training
+    ran ~35% faster without the faults. Here mmap is switched off for allocations and the heap
+    is never trimmed, so freed blocks are reused; the process keeps its peak heap until it
+    exits (what the resident-memory peak already reports).
+
+    Once per process, Linux with glibc only; `NMT_SYSTEM_MALLOC=1` leaves malloc untouched.
+    Returns whether the setting is in force.
+    """
+    global _kept
+    if _kept:
+        return True
+    if not sys.platform.startswith("linux") or os.environ.get("NMT_SYSTEM_MALLOC") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _kept
 
 
 def resolve_device(name: str) -> torch.device:

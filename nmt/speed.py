@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nmt.config import Config, load_config
 from nmt.decode_variants import parse_variants, variants_phase
+from nmt.device import keep_freed_memory
 from nmt.errors import NmtError
 from nmt.vocab import SubwordVocab, Vocabs
 
@@ -50,6 +51,8 @@ CURVE_INPUTS = 40  # inputs per source-length bucket
 CURVE_STEPS = 10  # timed training steps per batch size
 PROFILE_TRAIN_STEPS = 3
 WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
+PEAK_EVERY = 5  # timed training updates between two matmul peak measurements
+PEAK_REPEATS = 3  # timed matmuls per peak measurement inside the train phase
 
 
 def peak_rss_mib() -> float:
@@ -90,22 +93,50 @@ def timed_updates(trainer: Trainer, batches: list[list[int]], start: int,
     return tokens, time.perf_counter() - begin
 
 
+def counted_flops(trainer: Trainer, batch_indices: list[int]) -> float:
+    """Model FLOPs (matmuls etc., as `torch.utils.flop_counter` counts them) of the forward
+    and backward pass of one batch, without an update (weights and optimizer untouched)."""
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_update([batch_indices], step=False)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
+    """`steps` timed updates after `warmup` untimed ones, in blocks of `PEAK_EVERY` updates
+    with the matmul peak measured before, between and after the blocks.
+
+    The FLOPs are counted on exactly the timed batches (untimed, without updating). The
+    share of the peak is given twice: `train_peak_share`, the median over blocks of the
+    block's GFLOP/s over the mean of the two peaks around it (the machine's speed drifts;
+    a ratio taken at the same moment does not), and `train_peak_share_of_max`, all blocks'
+    GFLOP/s over the highest peak measured (a lower bound).
+    """
     from nmt.train import Trainer
 
     with scratch_model_dir(cfg) as (model_dir, vocabs):
         trainer = Trainer(cfg, model_dir, vocabs, quiet=True)
         batches = trainer.batches.epoch_batches(0)
-        if len(batches) < warmup + steps + 1:
+        if len(batches) < warmup + steps:
             raise NmtError(f"only {len(batches)} batches in an epoch; lower --steps")
         trainer.model.train()
         timed_updates(trainer, batches, 0, warmup)
-        with FlopCounterMode(display=False) as counter:  # one counted step, not timed
-            _, counted_tokens = trainer.train_update([batches[warmup]])
-        flops_per_token = counter.get_total_flops() / counted_tokens
-        tokens, seconds = timed_updates(trainer, batches, warmup + 1, steps)
-    return {"train_tokens_per_s": tokens / seconds, "train_flops_per_token": flops_per_token,
-            "train_gflops": tokens / seconds * flops_per_token / 1e9, "train_steps": steps,
+        peaks, blocks = [matmul_peak_gflops(repeats=PEAK_REPEATS)], []
+        for start in range(warmup, warmup + steps, PEAK_EVERY):
+            n = min(PEAK_EVERY, warmup + steps - start)
+            blocks.append((start, n, *timed_updates(trainer, batches, start, n)))
+            peaks.append(matmul_peak_gflops(repeats=PEAK_REPEATS))
+        flops = [sum(counted_flops(trainer, batches[i]) for i in range(start, start + n))
+                 for start, n, _, _ in blocks]
+    tokens = sum(b[2] for b in blocks)
+    seconds = sum(b[3] for b in blocks)
+    gflops = sum(flops) / seconds / 1e9
+    shares = [f / sec / 1e9 / ((peaks[i] + peaks[i + 1]) / 2)
+              for i, (f, (_, _, _, sec)) in enumerate(zip(flops, blocks, strict=True))]
+    return {"train_tokens_per_s": tokens / seconds, "train_flops_per_token": sum(flops) / tokens,
+            "train_gflops": gflops, "train_peak_share": statistics.median(shares),
+            "train_peak_share_of_max": gflops / max(peaks), "train_block_shares": shares,
+            "matmul_peak_gflops_train": peaks, "train_steps": steps,
             "train_seconds": seconds, "train_peak_rss_mib": peak_rss_mib()}
 
 
@@ -268,7 +299,7 @@ def phase_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--checkpoint")
     parser.add_argument("--split", default="test_2016_flickr")
     parser.add_argument("--set", action="append", default=[])
@@ -301,6 +332,7 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
 def child_main(argv: list[str] | None = None) -> None:
     args = phase_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every `nmt` command runs, the peak measurement included
     if args.phase == "peak":
         print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops()}))
         return

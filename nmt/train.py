@@ -28,7 +28,7 @@ from tqdm import tqdm
 from nmt import checkpoint, distributed
 from nmt.config import Config
 from nmt.data import BatchIterator, load_split, prepare_split
-from nmt.device import autocast, grad_scaler, resolve_amp, resolve_device
+from nmt.device import autocast, grad_scaler, keep_freed_memory, resolve_amp, resolve_device
 from nmt.distributed import (
     DistInfo,
     broadcast_float,
@@ -81,6 +81,7 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.quiet = quiet or not self.dist.is_main
         tc = cfg.train
+        keep_freed_memory()
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
         if cfg.data.streaming:
@@ -173,11 +174,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
-    def train_update(self, groups: list[list[int]]) -> tuple[float, int]:
+    def train_update(self, groups: list[list[int]], step: bool = True) -> tuple[float, int]:
         """One optimizer update from the batches `groups` (update_freq of them, or fewer).
 
         The gradients of all batches are summed and divided by their total target tokens, so
         the update equals that of one batch holding them all. Returns (summed loss, tokens).
+        With `step` False: the gradients only (no clipping, no update; for FLOP counting).
         """
         batches = [self.batches.batch(indices) for indices in groups]
         n_tokens = sum_int(sum(b.n_tokens for b in batches), self.dist, self.device)
@@ -197,6 +199,8 @@ class Trainer:
         total = sum_float(total, self.dist, self.device)
         if not math.isfinite(total):
             raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {total}")
+        if not step:
+            return total, n_tokens
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.train.clip_norm > 0:

@@ -119,6 +119,72 @@ def test_decode_step_equals_teacher_forcing(attention, feeding):
         torch.testing.assert_close(step.attn, forced.attn[:, t], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attention,feeding", VARIANTS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_teacher_forcing_gradients_equal_the_decode_step_loop(attention, feeding, layers):
+    """Training's forward (one recurrent matmul per step, its weight gradient deferred to one
+    matmul per sequence, the fast paths) gives the gradients of the plain step loop."""
+    torch.manual_seed(4)
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers)
+    model = build_model(cfg, 20, 25).train()  # dropout 0: both passes see the same network
+    src, lengths = padded_batch([6, 3])
+    tgt = torch.randint(4, 25, (2, 8))
+    tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+
+    def grads(loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()
+                if p.grad is not None}
+
+    forced = grads(model(src, lengths, tgt_in).logits.log_softmax(-1)
+                   .gather(2, tgt_out.unsqueeze(2)).sum())
+    memory, state = model.encode(src, lengths)
+    total = 0
+    for t in range(tgt_in.size(1)):
+        step = model.decode_step(tgt_in[:, t], state, memory)
+        total = total + step.log_probs.gather(1, tgt_out[:, t:t + 1]).sum()
+        state = step.state
+    looped = grads(total)
+    assert forced.keys() == looped.keys()
+    assert "decoder.rnn.weight_hh_l0" in forced
+    for name in forced:
+        torch.testing.assert_close(forced[name], looped[name], atol=1e-5, rtol=1e-4,
+                                   msg=name)
+
+
+def test_step_projection_defers_the_weight_gradient_exactly():
+    """A recurrence through StepProjection: same values and gradients as F.linear at every
+    step, with the weight also used outside the recurrence, a step whose output is unused,
+    and a plain product (nothing deferred) without autograd."""
+    from nmt.recurrence import StepProjection
+
+    torch.manual_seed(5)
+    weight = torch.randn(6, 6, requires_grad=True)
+    x0 = torch.randn(3, 6, requires_grad=True)
+
+    def run(project) -> torch.Tensor:
+        h, total = x0, (weight ** 2).sum()  # the weight is used outside the steps too
+        for t in range(5):
+            y = project(h)
+            if t != 2:  # step 2's output feeds only the next step
+                total = total + y.sin().sum()
+            h = torch.tanh(y)
+        project(h)  # a last step whose output is never used
+        return total
+
+    proj = StepProjection(weight)
+    assert proj.deferred
+    got = torch.autograd.grad(run(proj), (weight, x0))
+    want = torch.autograd.grad(run(lambda x: torch.nn.functional.linear(x, weight)),
+                               (weight, x0))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert proj.pairs == []  # released after the backward pass
+    with torch.no_grad():
+        assert not StepProjection(weight).deferred
+
+
 def test_reorder_state_selects_rows():
     model = build_model(tiny_config("general", True, dec_layers=2), 20, 25).eval()
     src, lengths = padded_batch([3, 5, 4])

@@ -47,7 +47,13 @@ def test_bench_speed_reports_all_keys(toy, tmp_path, capsys):
         assert result[key] > 0, key
     # counted FLOPs per token are at least the output projection's forward + backward
     assert result["train_flops_per_token"] > 3 * 2 * 32 * 30
-    assert result["train_peak_share"] == result["train_gflops"] / result["matmul_peak_gflops"]
+    # the share is a median of per-block ratios against the peaks measured around each block
+    peaks, shares = result["matmul_peak_gflops_train"], result["train_block_shares"]
+    assert len(shares) == 1 and len(peaks) == 2  # 3 steps: one block, a peak either side
+    assert result["train_peak_share"] == pytest.approx(
+        result["train_gflops"] / ((peaks[0] + peaks[1]) / 2))
+    assert result["train_peak_share_of_max"] == pytest.approx(
+        result["train_gflops"] / max(peaks))
     assert "train_tokens_per_s" in capsys.readouterr().out
 
 
@@ -72,7 +78,7 @@ def curves_run(toy, tmp_path_factory):
     out, printed = tmp_path_factory.mktemp("curves") / "speed.json", io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         mp.setattr(speed.subprocess, "run", run_in_process)
-        mp.setattr(speed, "matmul_peak_gflops", lambda: 50.0)  # not what is tested here
+        mp.setattr(speed, "matmul_peak_gflops", lambda **_: 50.0)  # not what is tested here
         assert main(["--config", str(toy.cfg_file), "--json", str(out), "--steps", "2",
                      "--warmup", "1", "--threads", "1", "--checkpoint", str(toy.model),
                      "--split", "test", "--curves", "--curve-inputs", "3",
@@ -164,7 +170,7 @@ def test_decode_variants_timed_scored_and_compared_with_plain(toy, tmp_path, mon
     assert shortlist_main(["--model-dir", str(toy.model), "--quiet"]) == 0
     out = tmp_path / "speed.json"
     monkeypatch.setattr(speed.subprocess, "run", run_in_process)
-    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda: 50.0)
+    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda **_: 50.0)
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert main(["--config", str(toy.cfg_file), "--json", str(out), "--skip-train",
                      "--threads", "1", "--checkpoint", str(toy.model), "--split", "test",
@@ -193,3 +199,19 @@ def test_variants_need_a_checkpoint_and_known_names(toy, tmp_path, capsys):
     assert main([*base, "--checkpoint", str(toy.model), "--variants", "fused,fp16"]) == 2
     err = capsys.readouterr().err
     assert "needs --checkpoint" in err and "choose from plain, fused" in err
+
+
+def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
+    """7 steps in blocks of 3: three blocks (3, 3, 1) with four peaks around them, and the
+    FLOPs counted on exactly the timed batches: the same as counting them one by one."""
+    monkeypatch.setattr(speed, "PEAK_EVERY", 3)
+    peaks = iter([40.0, 60.0, 50.0, 30.0])
+    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda **_: next(peaks))
+    counted = []
+    real_count = speed.counted_flops
+    monkeypatch.setattr(speed, "counted_flops",
+                        lambda t, b: counted.append(b) or real_count(t, b))
+    result = speed.train_phase(toy.cfg, steps=7, warmup=2)
+    assert result["matmul_peak_gflops_train"] == [40.0, 60.0, 50.0, 30.0]
+    assert len(result["train_block_shares"]) == 3 and len(counted) == 7
+    assert result["train_peak_share_of_max"] == pytest.approx(result["train_gflops"] / 60.0)
