@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from nmt.config import Config, load_config
 from nmt.decode_variants import parse_variants, variants_phase
@@ -53,6 +53,38 @@ PROFILE_TRAIN_STEPS = 3
 WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
 PEAK_EVERY = 5  # timed training updates between two matmul peak measurements
 PEAK_REPEATS = 3  # timed matmuls per peak measurement inside the train phase
+
+
+# ---------------------------------------------------------------------------- FLOPs
+
+# `torch.utils.flop_counter` counts matmuls and convolutions, but not oneDNN's LSTM layers
+# (the encoder; the decoder LSTM of Luong without input feeding) nor matrix-vector products
+# (additive attention's v): without these formulas their FLOPs would be missing from
+# `train_flops_per_token`, and the share of peak would be understated. An LSTM layer over
+# T x B positions (padding included, as for every counted op) with weights W_ih (4H, I) and
+# W_hh (4H, H) costs 2 T B 4H (I + H) forward and twice that backward (input and weight
+# gradients).
+_aten = torch.ops.aten
+
+
+def _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape) -> int:
+    positions = input_shape[0] * input_shape[1]  # T x B, either order (batch_first)
+    return 2 * positions * (w_ih_shape[0] * w_ih_shape[1] + w_hh_shape[0] * w_hh_shape[1])
+
+
+@register_flop_formula(_aten.mkldnn_rnn_layer)
+def _lstm_forward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
+    return _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
+
+
+@register_flop_formula(_aten.mkldnn_rnn_layer_backward)
+def _lstm_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
+    return 2 * _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
+
+
+@register_flop_formula(_aten.mv)
+def _mv_flops(a_shape, v_shape, *args, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1]
 
 
 def peak_rss_mib() -> float:

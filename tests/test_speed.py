@@ -215,3 +215,19 @@ def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
     assert result["matmul_peak_gflops_train"] == [40.0, 60.0, 50.0, 30.0]
     assert len(result["train_block_shares"]) == 3 and len(counted) == 7
     assert result["train_peak_share_of_max"] == pytest.approx(result["train_gflops"] / 60.0)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_flop_count_includes_lstm_layers(batch_first):
+    """torch's counter has no formula for oneDNN's LSTM layers; nmt.speed adds one: a
+    bidirectional layer over T x B positions costs 3 x 2 x T B 4H (I + H) per direction
+    forward + backward (the counter would report 0 without it)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    lstm = torch.nn.LSTM(12, 8, batch_first=batch_first, bidirectional=True)
+    x = torch.randn(5, 7, 12)
+    with FlopCounterMode(display=False) as counter:
+        out, _ = lstm(x)
+        out.sum().backward()
+    assert counter.get_total_flops() == 2 * 3 * 2 * 5 * 7 * 32 * (12 + 8)
