@@ -37,8 +37,10 @@ def keep_freed_memory() -> bool:
     is never trimmed, so freed blocks are reused; the process keeps its peak heap until it
     exits (what the resident-memory peak already reports).
 
-    Once per process, Linux with glibc only; `NMT_SYSTEM_MALLOC=1` leaves malloc untouched.
-    Returns whether the setting is in force.
+    Training (`Trainer`) applies it; decoding does not: with int8 and a shortlist, beam-5
+    decoding measured 0.77-1.04x the speed with it (BENCHMARKS.md), so `translate` keeps
+    glibc's defaults. Once per process, Linux with glibc only; `NMT_SYSTEM_MALLOC=1` leaves
+    malloc untouched. Returns whether the setting is in force.
     """
     global _kept
     if _kept:

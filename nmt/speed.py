@@ -51,6 +51,7 @@ CURVE_INPUTS = 40  # inputs per source-length bucket
 CURVE_STEPS = 10  # timed training steps per batch size
 PROFILE_TRAIN_STEPS = 3
 WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
+TRAINING_PHASES = ("peak", "train", "train_curve")  # run with `keep_freed_memory`
 PEAK_EVERY = 5  # timed training updates between two matmul peak measurements
 PEAK_REPEATS = 3  # timed matmuls per peak measurement inside the train phase
 
@@ -364,7 +365,8 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
 def child_main(argv: list[str] | None = None) -> None:
     args = phase_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    keep_freed_memory()  # as every `nmt` command runs, the peak measurement included
+    if args.phase in TRAINING_PHASES:  # as training runs (`Trainer`); decoding does not
+        keep_freed_memory()
     if args.phase == "peak":
         print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops()}))
         return

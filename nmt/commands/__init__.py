@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Callable
 
-from nmt.device import keep_freed_memory
 from nmt.errors import NmtError
 
 
@@ -15,9 +14,8 @@ def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespac
     """Call `fn(args)` and map expected failures to exit codes, without a traceback.
 
     NmtError -> `error: <msg>` on stderr, 2; Ctrl-C -> 130; a closed output pipe (e.g.
-    `| head`) -> 1, silently. Every command runs with `keep_freed_memory`.
+    `| head`) -> 1, silently.
     """
-    keep_freed_memory()
     try:
         return fn(args)
     except NmtError as e:
