@@ -298,7 +298,8 @@ class Decoder(nn.Module):
             s, _ = self.rnn(emb, (state.h, state.c))  # (B, T, H)
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
             return self.output(s, context, emb), attn
-        rec = StepProjection(self.recurrent_weight())  # once per sequence
+        # once per sequence; the fused inference step has its own concatenated weight
+        rec = None if self._use_fused else StepProjection(self.recurrent_weight())
         hoist = fast and not self.input_feeding
         outs, tops, contexts, attns = [], [], [], []
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step

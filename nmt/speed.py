@@ -131,7 +131,6 @@ def counted_flops(trainer: Trainer, batch_indices: list[int]) -> float:
     and backward pass of one batch, without an update (weights and optimizer untouched)."""
     with FlopCounterMode(display=False) as counter:
         trainer.train_update([batch_indices], step=False)
-    trainer.optimizer.zero_grad(set_to_none=True)
     return counter.get_total_flops()
 
 
