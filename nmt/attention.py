@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.recurrence import StepContext
+
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim of scores (B, T, S), with mask (B, S) True at real tokens."""
@@ -28,16 +30,20 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, mix: StepContext | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shapes: query (B, Hq) or (B, T, Hq); keys (B, S, K); values (B, S, M); mask (B, S).
 
+        mix: with teacher forcing, the sequence's `StepContext` of `values`, through which a
+        single query's context is mixed (the values' gradient then comes as one product per
+        sequence, see `nmt.recurrence`).
         Returns context (B, M) or (B, T, M), weights (B, S) or (B, T, S).
         """
         single = query.dim() == 2
         if single:
             query = query.unsqueeze(1)  # (B, 1, Hq)
         weights = masked_softmax(self.scores(query, keys), mask)  # (B, T, S)
-        context = torch.bmm(weights, values)  # (B, T, M)
+        context = torch.bmm(weights, values) if mix is None else mix(weights)  # (B, T, M)
         if single:
             return context.squeeze(1), weights.squeeze(1)
         return context, weights

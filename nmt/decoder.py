@@ -24,7 +24,8 @@ from torch import nn
 
 from nmt.attention import build_attention
 from nmt.config import ModelConfig
-from nmt.recurrence import StepProjection
+from nmt.dropout import Dropout, dropout
+from nmt.recurrence import StepContext, StepProjection
 from nmt.vocab import PAD_ID
 
 
@@ -75,6 +76,16 @@ class DecoderState:
 
 
 @dataclass
+class SequenceProducts:
+    """Teacher forcing's products applied at every step of one sequence, whose gradients are
+    computed once per sequence (`nmt.recurrence`): `rec` projects [s_{t-1}; extra] with
+    `Decoder.recurrent_weight`, `context` mixes the memory states with the attention weights."""
+
+    rec: StepProjection
+    context: StepContext
+
+
+@dataclass
 class StepOutput:
     """out (B, A): the attentional vector o_t; attn (B, S): alpha_t."""
 
@@ -113,6 +124,20 @@ class FusedStep(nn.Module):
             self.upper.append(lin)
 
 
+def layer(x: torch.Tensor, i: int) -> torch.Tensor:
+    """Layer i (0 or -1 for L = 1) of a per-layer tensor (L, B, H) -> (B, H).
+
+    With one layer a view (`squeeze`), whose backward is free; a select's backward writes a
+    zero (L, B, H) gradient and copies into it, three times per teacher-forced step.
+    """
+    return x.squeeze(0) if x.size(0) == 1 else x[i]
+
+
+def stack_layers(xs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer (B, H) tensors -> (L, B, H); a view for one layer (see `layer`)."""
+    return xs[0].unsqueeze(0) if len(xs) == 1 else torch.stack(xs)
+
+
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """PyTorch's LSTM cell from pre-activation gates (B, 4H) in i, f, g, o order."""
     i, f, g, o = gates.chunk(4, dim=-1)
@@ -131,7 +156,7 @@ class Decoder(nn.Module):
         extra = memory_size if self.scheme == "bahdanau" else (A if self.input_feeding else 0)
         self.feed_size = A if self.input_feeding else 0
         self.embed = nn.Embedding(vocab_size, E, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.rnn = nn.LSTM(E + extra, H, cfg.dec_layers, batch_first=True,
                            dropout=cfg.dropout if cfg.dec_layers > 1 else 0.0)
         self.attention = build_attention(cfg.attention, H, memory_size, cfg.attn_hidden or H)
@@ -174,86 +199,111 @@ class Decoder(nn.Module):
             h = c = final_h.new_zeros(L, B, self.hidden_size)
         return DecoderState(h.contiguous(), c.contiguous(), final_h.new_zeros(B, self.feed_size))
 
-    def embed_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (B,) or (B, T) -> embeddings (.., E) and their first-layer gates (.., 4H)."""
-        emb = self.dropout(self.embed(tokens))
+    def input_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first layer's input weights W_ih split by input: W_e (4H, E) for the target
+        embedding, W_x (4H, X) for the extra input (c_t or h~_{t-1}; None without one).
+
+        One `split`, whose backward is one concatenation; two slices' backward would write
+        two zero (4H, E + X) gradients and add them.
+        """
+        w_ih = self.rnn.weight_ih_l0
+        if w_ih.size(1) == self.emb_size:
+            return w_ih, None
+        w_e, w_x = w_ih.split([self.emb_size, w_ih.size(1) - self.emb_size], dim=1)
+        return w_e, w_x
+
+    def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B,) or (B, T) -> E y (.., E), with dropout."""
+        return self.dropout(self.embed(tokens))
+
+    def embed_tokens(self, tokens: torch.Tensor, w_e: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B,) or (B, T) -> embeddings (.., E) and their first-layer gates (.., 4H).
+
+        w_e: W_e from `input_weights`, when the caller has split them already.
+        """
+        emb = self.embedding(tokens)
         if self._use_fused:
             return emb, self.fused.gate_table[tokens]
-        gates = F.linear(emb, self.rnn.weight_ih_l0[:, : self.emb_size],
-                         self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
-        return emb, gates
+        w_e = self.input_weights()[0] if w_e is None else w_e
+        return emb, F.linear(emb, w_e, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 
-    def recurrent_weight(self) -> torch.Tensor:
-        """The first layer's weights for [s_{t-1}; extra] (4H, H + X): W_hh beside the input
-        weights of the extra input (c_t or h~_{t-1}); W_hh alone without one. Teacher forcing
-        builds it once per sequence and steps with it (one matmul per step, not two)."""
+    def recurrent_weight(self, w_x: torch.Tensor | None) -> torch.Tensor:
+        """The first layer's weights for [s_{t-1}; extra] (4H, H + X): W_hh beside W_x from
+        `input_weights`; W_hh alone without an extra input. Teacher forcing builds it once
+        per sequence and steps with it (one matmul per step, not two)."""
         w_hh = self.rnn.weight_hh_l0
-        if self.rnn.input_size == self.emb_size:
-            return w_hh
-        return torch.cat([w_hh, self.rnn.weight_ih_l0[:, self.emb_size:]], dim=1)
+        return w_hh if w_x is None else torch.cat([w_hh, w_x], dim=1)
 
     def _lstm(self, x_gates: torch.Tensor, extra: torch.Tensor | None, state: DecoderState,
               rec: StepProjection | None = None):
         """One LSTM time step over all layers. x_gates (B, 4H); extra (B, X) or None.
 
-        rec: when teacher forcing steps a whole sequence, its `StepProjection` of
-        `recurrent_weight()` (the weight gradient then comes as one matmul over all steps).
+        rec: when teacher forcing steps a whole sequence, its projection with
+        `recurrent_weight` (`SequenceProducts.rec`).
         """
         if self._use_fused:
             return self._lstm_fused(x_gates, extra, state)
         hs, cs = [], []
         if rec is not None:
-            rec_in = state.h[0] if extra is None else torch.cat([state.h[0], extra], dim=-1)
+            h0 = layer(state.h, 0)
+            rec_in = h0 if extra is None else torch.cat([h0, extra], dim=-1)
             gates = x_gates + rec(rec_in)
         else:
-            gates = x_gates + F.linear(state.h[0], self.rnn.weight_hh_l0)
+            gates = x_gates + F.linear(layer(state.h, 0), self.rnn.weight_hh_l0)
             if extra is not None:
                 gates = gates + F.linear(extra, self.rnn.weight_ih_l0[:, self.emb_size:])
-        h, c = lstm_cell(gates, state.c[0])
+        h, c = lstm_cell(gates, layer(state.c, 0))
         hs.append(h)
         cs.append(c)
-        for layer in range(1, self.num_layers):
-            w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
-            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
-            b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
-            x = F.dropout(h, self.rnn.dropout, self.training)
-            h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[layer], w_hh), state.c[layer])
+        for k in range(1, self.num_layers):
+            w_ih = getattr(self.rnn, f"weight_ih_l{k}")
+            w_hh = getattr(self.rnn, f"weight_hh_l{k}")
+            b = getattr(self.rnn, f"bias_ih_l{k}") + getattr(self.rnn, f"bias_hh_l{k}")
+            x = dropout(h, self.rnn.dropout, self.training)
+            h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[k], w_hh), state.c[k])
             hs.append(h)
             cs.append(c)
-        return torch.stack(hs), torch.stack(cs)
+        return stack_layers(hs), stack_layers(cs)
 
     def _lstm_fused(self, x_gates: torch.Tensor, extra: torch.Tensor | None,
                     state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         """`_lstm` with the fused weights: one matmul per layer (same values, to rounding)."""
-        rec_in = state.h[0] if extra is None else torch.cat([state.h[0], extra], dim=-1)
-        h, c = lstm_cell(x_gates + self.fused.rec(rec_in), state.c[0])
+        h0 = layer(state.h, 0)
+        rec_in = h0 if extra is None else torch.cat([h0, extra], dim=-1)
+        h, c = lstm_cell(x_gates + self.fused.rec(rec_in), layer(state.c, 0))
         hs, cs = [h], [c]
-        for layer, proj in enumerate(self.fused.upper, start=1):
-            h, c = lstm_cell(proj(torch.cat([h, state.h[layer]], dim=-1)), state.c[layer])
+        for k, proj in enumerate(self.fused.upper, start=1):
+            h, c = lstm_cell(proj(torch.cat([h, state.h[k]], dim=-1)), state.c[k])
             hs.append(h)
             cs.append(c)
-        return torch.stack(hs), torch.stack(cs)
+        return stack_layers(hs), stack_layers(cs)
 
     def recur(self, x_gates: torch.Tensor, state: DecoderState, memory: Memory,
-              rec: StepProjection | None = None):
+              products: SequenceProducts | None = None):
         """Attention and the LSTM of one step: (h, c) (L, B, H), context (B, M), alpha (B, S).
 
         Bahdanau attends with s_{t-1} before the LSTM; Luong with s_t after it.
+        products: when teacher forcing steps a whole sequence, its `SequenceProducts`.
         """
+        rec = None if products is None else products.rec
+        mix = None if products is None else products.context
         if self.scheme == "bahdanau":
-            context, attn = self.attend(state.h[-1], memory)
+            context, attn = self.attend(layer(state.h, -1), memory, mix)
             h, c = self._lstm(x_gates, context, state, rec)
         else:
             feed = state.feed if self.input_feeding else None
             h, c = self._lstm(x_gates, feed, state, rec)
-            context, attn = self.attend(h[-1], memory)
+            context, attn = self.attend(layer(h, -1), memory, mix)
         return h, c, context, attn
 
-    def attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, query: torch.Tensor, memory: Memory, mix: StepContext | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B*beam, H) -> context (B*beam, M), alpha (B*beam, S); a beam's K queries
-        are scored against their sentence's memory row together, as a (B, K, H) sequence."""
+        are scored against their sentence's memory row together, as a (B, K, H) sequence.
+        mix: `SequenceProducts.context` (teacher forcing, beam 1)."""
         if memory.beam == 1:
-            return self.attention(query, memory.keys, memory.states, memory.mask)
+            return self.attention(query, memory.keys, memory.states, memory.mask, mix)
         B = memory.keys.size(0)
         context, attn = self.attention(query.view(B, memory.beam, -1), memory.keys,
                                        memory.states, memory.mask)  # (B, K, M), (B, K, S)
@@ -267,15 +317,15 @@ class Decoder(nn.Module):
         return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1)))
 
     def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
-             memory: Memory, rec: StepProjection | None = None) -> StepOutput:
+             memory: Memory, products: SequenceProducts | None = None) -> StepOutput:
         """One decoder time step; the only step function, used by training and search.
 
         Shapes: emb (B, E) and x_gates (B, 4H) from `embed_tokens` of y_{t-1}; state as in
-        DecoderState; rec: see `_lstm` (teacher forcing only).
+        DecoderState; products: see `recur` (teacher forcing only).
         Returns o_t (B, A), the new state and alpha_t (B, S).
         """
-        h, c, context, attn = self.recur(x_gates, state, memory, rec)
-        out = self.output(h[-1], context, emb)
+        h, c, context, attn = self.recur(x_gates, state, memory, products)
+        out = self.output(layer(h, -1), context, emb)
         feed = out if self.input_feeding else state.feed
         return StepOutput(out, DecoderState(h, c, feed), attn)
 
@@ -293,24 +343,27 @@ class Decoder(nn.Module):
         (always so for Bahdanau), o_t does not feed back, so `output` runs once over all T
         after the step loop. Both equal the step loop (to float rounding).
         """
-        emb, x_gates = self.embed_tokens(tgt_in)  # (B, T, E), (B, T, 4H)
         if fast and self.has_fast_path:
+            emb = self.embedding(tgt_in)  # (B, T, E); the LSTM computes its own input gates
             s, _ = self.rnn(emb, (state.h, state.c))  # (B, T, H)
             context, attn = self.attention(s, memory.keys, memory.states, memory.mask)
             return self.output(s, context, emb), attn
+        w_e, w_x = (None, None) if self._use_fused else self.input_weights()
+        emb, x_gates = self.embed_tokens(tgt_in, w_e)  # (B, T, E), (B, T, 4H)
         # once per sequence; the fused inference step has its own concatenated weight
-        rec = None if self._use_fused else StepProjection(self.recurrent_weight())
+        products = None if self._use_fused else SequenceProducts(
+            StepProjection(self.recurrent_weight(w_x)), StepContext(memory.states))
         hoist = fast and not self.input_feeding
         outs, tops, contexts, attns = [], [], [], []
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step
         for emb_t, gates_t in zip(emb.unbind(1), x_gates.unbind(1), strict=True):
             if hoist:
-                h, c, context, attn = self.recur(gates_t, state, memory, rec)
+                h, c, context, attn = self.recur(gates_t, state, memory, products)
                 state = DecoderState(h, c, state.feed)
-                tops.append(h[-1])
+                tops.append(layer(h, -1))
                 contexts.append(context)
             else:
-                step = self.step(emb_t, gates_t, state, memory, rec)
+                step = self.step(emb_t, gates_t, state, memory, products)
                 state, attn = step.state, step.attn
                 outs.append(step.out)
             attns.append(attn)

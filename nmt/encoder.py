@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.dropout import Dropout
 from nmt.vocab import PAD_ID
 
 
@@ -26,7 +27,7 @@ class Encoder(nn.Module):
                  dropout: float):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.rnn = nn.LSTM(emb_size, hidden_size, num_layers, batch_first=True,
                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.hidden_size = hidden_size

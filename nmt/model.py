@@ -17,6 +17,7 @@ from torch import nn
 
 from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState, Memory
+from nmt.dropout import Dropout
 from nmt.encoder import Encoder
 
 
@@ -50,7 +51,7 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(src_vocab_size, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers,
                                cfg.dropout)
         self.decoder = Decoder(cfg, tgt_vocab_size, self.encoder.output_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.generator = nn.Linear(cfg.attn_vector_size, tgt_vocab_size, bias=False)
         self._int8_rows: torch.Tensor | None = None  # an int8 generator's weight, as fp32
         if cfg.tie_embeddings:

@@ -1,17 +1,24 @@
-"""A weight applied at every step of a recurrence, with its gradient computed once.
+"""Tensors used at every step of a recurrence, with their gradients computed once.
 
-Teacher forcing applies the decoder's recurrent weight W (out, in) at every step:
-y_t = x_t W^T for t = 1..T, x_t (B, in). Autograd's gradient of W is then T matmuls
-dW += dy_t^T x_t, each with only the batch B as inner dimension, and T accumulations into an
-(out, in) buffer. `StepProjection` instead keeps (x_t, dy_t) as each step's backward runs and
-computes dW = [dy_1; ..; dy_T]^T [x_1; ..; x_T] in one matmul with inner dimension B*T, after
-the last of them: the same sum, to float rounding, at a fraction of the cost (few large
-matmuls run near the machine's peak, many thin ones do not).
+Teacher forcing applies some tensors at every decoder step, in a product whose gradient with
+respect to that tensor is a sum over the steps of thin products:
+- the recurrent weight W (out, in): y_t = x_t W^T, x_t (B, in); dW = sum_t dy_t^T x_t, T
+  matmuls with only the batch B as inner dimension (`StepProjection`);
+- the encoder memory V (B, S, M) that attention mixes: c_t = alpha_t V, alpha_t (B, 1, S);
+  dV = sum_t alpha_t^T dc_t, T batched outer products, each a full (B, S, M) tensor
+  (`StepContext`).
+Autograd computes each term as its step's backward runs and accumulates it into a buffer of
+the tensor's size: T thin products and T additions. A `StepProduct` instead keeps (x_t, dy_t)
+as each step's backward runs and computes the sum in one product over all steps, after the
+last of them (dW = [dy_1; ..; dy_T]^T [x_1; ..; x_T], inner dimension B*T; dV with inner
+dimension T): the same sum, to float rounding, at a fraction of the cost (few large products
+run near the machine's peak, many thin ones do not).
 
-How: `_Deferred` passes W through unchanged, and `_Step` (the per-step product) returns no
-gradient for it, only for x_t. `_Deferred`'s backward runs after every `_Step` backward (they
-all depend on its output), and returns the whole dW to autograd, which accumulates it into
-W.grad as usual (so hooks, DDP and gradient clipping see an ordinary gradient).
+How: `_Deferred` passes the tensor through unchanged, and `_Step` (the per-step product)
+returns no gradient for it, only for x_t. `_Deferred`'s backward runs after every `_Step`
+backward (they all depend on its output) and returns the whole gradient to autograd, which
+accumulates it into the tensor's gradient as usual (so hooks, DDP and gradient clipping see an
+ordinary gradient).
 """
 
 from __future__ import annotations
@@ -20,55 +27,105 @@ import torch
 import torch.nn.functional as F
 
 
-class StepProjection:
-    """x (B, in) -> x W^T (B, out) at each step of one sequence; W's gradient deferred as above.
+class StepProduct:
+    """x -> the step's product of x with a tensor, at each step of one sequence; the tensor's
+    gradient deferred as above. Subclasses say what the product and its gradients are.
 
     One instance per sequence (per forward pass). Without autograd (no grad needed, or
-    autocast, whose dtype casts the plain product handles), a plain `F.linear`.
+    autocast, whose dtype casts the plain product handles), the plain product.
     """
 
-    def __init__(self, weight: torch.Tensor):
-        self.weight = weight
-        self.deferred = (torch.is_grad_enabled() and weight.requires_grad
-                         and not torch.is_autocast_enabled(weight.device.type))
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+        self.deferred = (torch.is_grad_enabled() and tensor.requires_grad
+                         and not torch.is_autocast_enabled(tensor.device.type))
         # (x_t, dy_t) of the steps whose backward has run; shared with the autograd nodes,
         # which hold this list and never this object (no reference cycle through the graph)
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._alias = _Deferred.apply(weight, self.pairs) if self.deferred else weight
+        self._alias = (_Deferred.apply(tensor, self.pairs, type(self)) if self.deferred
+                       else tensor)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.deferred:
-            return F.linear(x, self.weight)
-        return _Step.apply(x, self._alias, self.pairs)
+            return self.product(x, self.tensor)
+        return _Step.apply(x, self._alias, self.pairs, type(self))
+
+    @staticmethod
+    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        """The gradient of one step's x from its dy."""
+        raise NotImplementedError
+
+    @staticmethod
+    def tensor_grad(xs: tuple[torch.Tensor, ...], dys: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The tensor's gradient, summed over the steps, in one product."""
+        raise NotImplementedError
+
+
+class StepProjection(StepProduct):
+    """x (B, in) -> x W^T (B, out), W (out, in)."""
+
+    @staticmethod
+    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, tensor)
+
+    @staticmethod
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.mm(dy, tensor)
+
+    @staticmethod
+    def tensor_grad(xs: tuple[torch.Tensor, ...], dys: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.mm(torch.cat(dys).t(), torch.cat(xs))  # (out, B*T) @ (B*T, in)
+
+
+class StepContext(StepProduct):
+    """Attention weights (B, 1, S) -> the context (B, 1, M) they mix from values V (B, S, M)."""
+
+    @staticmethod
+    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, tensor)
+
+    @staticmethod
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(dy, tensor.transpose(1, 2))
+
+    @staticmethod
+    def tensor_grad(xs: tuple[torch.Tensor, ...], dys: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        # (B, S, T) @ (B, T, M): alpha_t^T dc_t summed over t
+        return torch.bmm(torch.cat(xs, dim=1).transpose(1, 2), torch.cat(dys, dim=1))
 
 
 class _Deferred(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, pairs: list) -> torch.Tensor:
-        ctx.pairs = pairs
+    def forward(ctx, tensor: torch.Tensor, pairs: list, kind: type[StepProduct]) -> torch.Tensor:
+        ctx.pairs, ctx.kind = pairs, kind
         ctx.set_materialize_grads(False)
-        return weight.view_as(weight)
+        return tensor.view_as(tensor)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor | None):
         if not ctx.pairs:
-            return grad, None
+            return grad, None, None
         xs, dys = zip(*ctx.pairs, strict=True)
         ctx.pairs.clear()
-        dw = torch.mm(torch.cat(dys).t(), torch.cat(xs))  # (out, B*T) @ (B*T, in)
-        return dw if grad is None else dw + grad, None
+        total = ctx.kind.tensor_grad(xs, dys)
+        return (total if grad is None else total + grad), None, None
 
 
 class _Step(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, pairs: list) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.pairs = pairs
-        return torch.mm(x, weight.t())
+    def forward(ctx, x: torch.Tensor, tensor: torch.Tensor, pairs: list,
+                kind: type[StepProduct]) -> torch.Tensor:
+        ctx.save_for_backward(x, tensor)
+        ctx.pairs, ctx.kind = pairs, kind
+        return kind.product(x, tensor)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        x, weight = ctx.saved_tensors
+        x, tensor = ctx.saved_tensors
         ctx.pairs.append((x, dy))
-        dx = torch.mm(dy, weight) if ctx.needs_input_grad[0] else None
-        return dx, None, None
+        dx = ctx.kind.input_grad(dy, tensor) if ctx.needs_input_grad[0] else None
+        return dx, None, None, None
