@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.dropout import Dropout
+from nmt.segments import lstm_by_length
 from nmt.vocab import PAD_ID
 
 
@@ -41,9 +42,14 @@ class Encoder(nn.Module):
         """Shapes: src (B, S) padded with PAD, src_lengths (B,) on the CPU."""
         B, S = src.shape
         x = self.dropout(self.embed(src))  # (B, S, E)
-        packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h, c) = self.rnn(packed)
-        states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, 2H)
+        if isinstance(self.rnn, nn.LSTM) and x.device.type == "cpu":
+            # oneDNN calls per length segment, not torch's per-step packed path (see segments)
+            states, h, c = lstm_by_length(self.rnn, x, src_lengths.tolist())  # (B, S, 2H)
+        else:  # CUDA (cuDNN packs natively), or an int8 LSTM (inference.quantize)
+            packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            out, (h, c) = self.rnn(packed)
+            states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
         lengths = src_lengths.to(src.device).unsqueeze(1)
         mask = torch.arange(S, device=src.device).unsqueeze(0) < lengths  # (B, S)
         L, H = self.num_layers, self.hidden_size
