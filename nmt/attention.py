@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.matmul import project
 from nmt.recurrence import StepContext
 
 
@@ -69,10 +70,10 @@ class AdditiveAttention(Attention):
         self.energy = nn.Linear(hidden_size, 1, bias=False)
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return 2 * self.key_proj(memory)  # (B, S, A): 2 U h_i
+        return 2 * project(self.key_proj, memory)  # (B, S, A): 2 U h_i
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        q = 2 * self.query_proj(query)  # (B, T, A)
+        q = 2 * project(self.query_proj, query)  # (B, T, A)
         v = self.energy.weight.view(-1)  # (A,)
         B, T, A = q.shape
         if torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad):
@@ -105,7 +106,7 @@ class GeneralAttention(DotAttention):
         self.key_proj = nn.Linear(memory_size, query_size, bias=False)
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return self.key_proj(memory)
+        return project(self.key_proj, memory)
 
 
 def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: int) -> Attention:

@@ -25,6 +25,7 @@ from torch import nn
 from nmt.attention import build_attention
 from nmt.config import ModelConfig
 from nmt.dropout import Dropout, dropout
+from nmt.matmul import linear, project
 from nmt.recurrence import StepContext, StepProjection
 from nmt.vocab import PAD_ID
 
@@ -192,7 +193,7 @@ class Decoder(nn.Module):
             def bridge(x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
                 x = x.permute(0, 2, 1, 3).reshape(Le, B, 2 * He)  # [h->_S ; h<-_1] per layer
                 x = x if Le == L else x[-1:].expand(L, B, 2 * He)
-                return torch.tanh(proj(x))  # (L, B, H)
+                return torch.tanh(project(proj, x))  # (L, B, H)
 
             h, c = bridge(final_h, self.bridge_h), bridge(final_c, self.bridge_c)
         else:
@@ -226,7 +227,7 @@ class Decoder(nn.Module):
         if self._use_fused:
             return emb, self.fused.gate_table[tokens]
         w_e = self.input_weights()[0] if w_e is None else w_e
-        return emb, F.linear(emb, w_e, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+        return emb, linear(emb, w_e) + (self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 
     def recurrent_weight(self, w_x: torch.Tensor | None) -> torch.Tensor:
         """The first layer's weights for [s_{t-1}; extra] (4H, H + X): W_hh beside W_x from
@@ -313,8 +314,8 @@ class Decoder(nn.Module):
         """The attentional vector o_t (.., A) from s_t (.., H), c_t (.., M), E y_{t-1} (.., E);
         one step (B, ..) or a whole sequence (B, T, ..)."""
         if self.scheme == "bahdanau":
-            return torch.tanh(self.out_proj(torch.cat([s, context, emb], dim=-1)))
-        return torch.tanh(self.out_proj(torch.cat([context, s], dim=-1)))
+            return torch.tanh(project(self.out_proj, torch.cat([s, context, emb], dim=-1)))
+        return torch.tanh(project(self.out_proj, torch.cat([context, s], dim=-1)))
 
     def step(self, emb: torch.Tensor, x_gates: torch.Tensor, state: DecoderState,
              memory: Memory, products: SequenceProducts | None = None) -> StepOutput:

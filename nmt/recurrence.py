@@ -24,7 +24,8 @@ ordinary gradient).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from nmt.matmul import mm_nt
 
 
 class StepProduct:
@@ -47,11 +48,16 @@ class StepProduct:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.deferred:
-            return self.product(x, self.tensor)
+            return self.plain(x, self.tensor)
         return _Step.apply(x, self._alias, self.pairs, type(self))
 
     @staticmethod
     def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        """The product without autograd (torch's own op)."""
         raise NotImplementedError
 
     @staticmethod
@@ -70,15 +76,19 @@ class StepProjection(StepProduct):
 
     @staticmethod
     def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, tensor)
+        return mm_nt(x, tensor)  # through oneDNN where faster (`nmt.matmul`)
+
+    @staticmethod
+    def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, tensor)
 
     @staticmethod
     def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        return torch.mm(dy, tensor)
+        return mm_nt(dy, tensor.t())  # dy W
 
     @staticmethod
     def tensor_grad(xs: tuple[torch.Tensor, ...], dys: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return torch.mm(torch.cat(dys).t(), torch.cat(xs))  # (out, B*T) @ (B*T, in)
+        return mm_nt(torch.cat(dys).t(), torch.cat(xs).t())  # (out, B*T) @ (B*T, in)
 
 
 class StepContext(StepProduct):
@@ -87,6 +97,8 @@ class StepContext(StepProduct):
     @staticmethod
     def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
         return torch.bmm(x, tensor)
+
+    plain = product
 
     @staticmethod
     def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,99 @@
+"""fp32 matrix products through oneDNN on the CPU, where torch's own `mm` is slower.
+
+torch computes a CPU fp32 `mm` with MKL's sgemm. On the AMD EPYC (AVX-512) machines this
+project is benchmarked on, MKL takes its AVX2 path and reaches ~175 GFLOP/s with two threads
+on a 2048^3 product, while oneDNN, which torch also ships (its LSTM layer, and the op
+`torch.ops.mkldnn._linear_pointwise`), runs the same fp32 product at ~400 GFLOP/s, and the
+thin products of a decoder step (128 x 1024 x 2048) 2.6x faster than MKL
+(`scripts/bench_speed.py` measures both peaks). `mm_nt` uses oneDNN when torch has it and
+the operands are fp32 CPU tensors, else `torch.mm`; the results agree to fp32 rounding (a
+different summation order), which the tests check. `linear` is x W^T with autograd, all
+three products (forward, input gradient, weight gradient) through `mm_nt`; training uses it
+(`project`, `nmt.recurrence`), decoding does not yet.
+
+`NMT_TORCH_MATMUL=1` opts out (torch's products throughout).
+`_linear_pointwise` is an internal op (torch's compiler uses it for frozen CPU models): if a
+torch build lacks it or it fails on a probe, everything here falls back to `torch.mm`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.cache
+def onednn_matmul() -> bool:
+    """Whether oneDNN fp32 products are available here (and give torch.mm's numbers)."""
+    if not torch.backends.mkldnn.is_available() or os.environ.get("NMT_TORCH_MATMUL") == "1":
+        return False
+    try:
+        # fixed operands: the probe must not draw from the global RNG (dropout's stream)
+        a = torch.arange(15, dtype=torch.float32).view(5, 3) / 7
+        b = torch.arange(12, dtype=torch.float32).view(4, 3).cos()
+        got = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+        return bool(torch.allclose(got, a @ b.t(), atol=1e-5))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """A row-major matrix or the transpose of one. oneDNN runs other layouts (e.g. a column
+    slice of a wider matrix, rows strided) through its reference kernel, ~1000x slower."""
+    return t.dim() == 2 and (t.is_contiguous() or t.t().is_contiguous())
+
+
+def _onednn_for(t: torch.Tensor) -> bool:
+    """Whether oneDNN would multiply t (a 2-D fp32 CPU tensor, no autocast), in any layout."""
+    return (t.device.type == "cpu" and t.dtype == torch.float32 and t.dim() == 2
+            and not torch.is_autocast_enabled("cpu") and onednn_matmul())
+
+
+def _use_onednn(*tensors: torch.Tensor) -> bool:
+    return all(_onednn_for(t) and _dense(t) for t in tensors)
+
+
+def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a (M, K) @ b (N, K)^T -> (M, N), without autograd; either operand may be transposed."""
+    if _use_onednn(a, b):
+        return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    return torch.mm(a, b.t())
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return mm_nt(x, weight)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        dx = mm_nt(dy, weight.t()) if ctx.needs_input_grad[0] else None  # dy W
+        dw = mm_nt(dy.t(), x.t()) if ctx.needs_input_grad[1] else None  # dy^T x
+        return dx, dw
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x (.., in) @ W^T, W (out, in) -> (.., out): `F.linear` without bias, its products on
+    oneDNN where `mm_nt` would use it, when autograd records (training). Without autograd
+    (decoding) it is `F.linear`: decoding's speed and outputs were measured with torch's
+    products, and its int8 paths do not use these."""
+    if not (torch.is_grad_enabled() and x.dtype == weight.dtype and x.device == weight.device
+            and _onednn_for(weight)):
+        return F.linear(x, weight)
+    weight = weight if _dense(weight) else weight.contiguous()  # a copy, with its gradient
+    out = _Linear.apply(x.reshape(-1, x.size(-1)), weight)
+    return out.view(*x.shape[:-1], weight.size(0))
+
+
+def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) for an `nn.Linear` (with `linear`'s products); any other module (e.g. an int8
+    one, after `inference.quantize`) is called as it is."""
+    if type(layer) is not torch.nn.Linear:
+        return layer(x)
+    out = linear(x, layer.weight)
+    return out if layer.bias is None else out + layer.bias
