@@ -92,14 +92,24 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
-    """Median GFLOP/s of an n x n x n fp32 matmul with the current thread count."""
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7, backend: str = "torch") -> float:
+    """Median GFLOP/s of an n x n x n fp32 matmul with the current thread count.
+
+    backend "torch": `torch.mm` (MKL's sgemm), the peak the speed issue defines; "onednn":
+    the same product through oneDNN (`nmt.matmul.mm_nt`), which on AVX-512 AMD CPUs runs
+    at about twice MKL's speed: the higher of the two is the machine's fp32 matmul peak.
+    """
+    from nmt.matmul import mm_nt, onednn_matmul
+
+    if backend == "onednn" and not onednn_matmul():
+        return float("nan")
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
+    product = (lambda: torch.mm(a, b)) if backend == "torch" else (lambda: mm_nt(a, b))
+    product()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        torch.mm(a, b)
+        product()
         times.append(time.perf_counter() - start)
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
@@ -142,7 +152,9 @@ def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
     share of the peak is given twice: `train_peak_share`, the median over blocks of the
     block's GFLOP/s over the mean of the two peaks around it (the machine's speed drifts;
     a ratio taken at the same moment does not), and `train_peak_share_of_max`, all blocks'
-    GFLOP/s over the highest peak measured (a lower bound).
+    GFLOP/s over the highest peak measured (a lower bound). Both against `torch.mm`'s peak;
+    `train_peak_share_onednn` is the paired share against oneDNN's peak for the same product,
+    measured beside it (the machine's fp32 peak where oneDNN is the faster, see `nmt.matmul`).
     """
     from nmt.train import Trainer
 
@@ -153,22 +165,30 @@ def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
             raise NmtError(f"only {len(batches)} batches in an epoch; lower --steps")
         trainer.model.train()
         timed_updates(trainer, batches, 0, warmup)
-        peaks, blocks = [matmul_peak_gflops(repeats=PEAK_REPEATS)], []
+        peaks, dnn_peaks, blocks = [matmul_peak_gflops(repeats=PEAK_REPEATS)], [], []
+        dnn_peaks.append(matmul_peak_gflops(repeats=PEAK_REPEATS, backend="onednn"))
         for start in range(warmup, warmup + steps, PEAK_EVERY):
             n = min(PEAK_EVERY, warmup + steps - start)
             blocks.append((start, n, *timed_updates(trainer, batches, start, n)))
             peaks.append(matmul_peak_gflops(repeats=PEAK_REPEATS))
+            dnn_peaks.append(matmul_peak_gflops(repeats=PEAK_REPEATS, backend="onednn"))
         flops = [sum(counted_flops(trainer, batches[i]) for i in range(start, start + n))
                  for start, n, _, _ in blocks]
     tokens = sum(b[2] for b in blocks)
     seconds = sum(b[3] for b in blocks)
     gflops = sum(flops) / seconds / 1e9
-    shares = [f / sec / 1e9 / ((peaks[i] + peaks[i + 1]) / 2)
-              for i, (f, (_, _, _, sec)) in enumerate(zip(flops, blocks, strict=True))]
+
+    def paired(peak_list: list[float]) -> list[float]:
+        return [f / sec / 1e9 / ((peak_list[i] + peak_list[i + 1]) / 2)
+                for i, (f, (_, _, _, sec)) in enumerate(zip(flops, blocks, strict=True))]
+
+    shares = paired(peaks)
     return {"train_tokens_per_s": tokens / seconds, "train_flops_per_token": sum(flops) / tokens,
             "train_gflops": gflops, "train_peak_share": statistics.median(shares),
             "train_peak_share_of_max": gflops / max(peaks), "train_block_shares": shares,
-            "matmul_peak_gflops_train": peaks, "train_steps": steps,
+            "matmul_peak_gflops_train": peaks,
+            "train_peak_share_onednn": statistics.median(paired(dnn_peaks)),
+            "matmul_peak_gflops_onednn_train": dnn_peaks, "train_steps": steps,
             "train_seconds": seconds, "train_peak_rss_mib": peak_rss_mib()}
 
 
@@ -367,7 +387,8 @@ def child_main(argv: list[str] | None = None) -> None:
     if args.phase in TRAINING_PHASES:  # as training runs (`Trainer`); decoding does not
         keep_freed_memory()
     if args.phase == "peak":
-        print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops()}))
+        print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops(),
+                          "matmul_peak_gflops_onednn": matmul_peak_gflops(backend="onednn")}))
         return
     cfg = load_config(args.config, args.set)
     phases = {

@@ -14,6 +14,7 @@ from nmt import speed
 from nmt.commands.speed import main
 from nmt.config import dump_yaml
 from nmt.errors import NmtError
+from nmt.matmul import onednn_matmul
 from nmt.profile import format_ops, top_ops
 from nmt.speed import CURVE_BUCKETS, length_inputs
 from nmt.train import train
@@ -54,6 +55,11 @@ def test_bench_speed_reports_all_keys(toy, tmp_path, capsys):
         result["train_gflops"] / ((peaks[0] + peaks[1]) / 2))
     assert result["train_peak_share_of_max"] == pytest.approx(
         result["train_gflops"] / max(peaks))
+    if onednn_matmul():  # the same, against oneDNN's peak for the same product
+        dnn = result["matmul_peak_gflops_onednn_train"]
+        assert len(dnn) == 2 and result["matmul_peak_gflops_onednn"] > 0
+        assert result["train_peak_share_onednn"] == pytest.approx(
+            result["train_gflops"] / ((dnn[0] + dnn[1]) / 2))
     assert "train_tokens_per_s" in capsys.readouterr().out
 
 
@@ -206,7 +212,9 @@ def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
     FLOPs counted on exactly the timed batches: the same as counting them one by one."""
     monkeypatch.setattr(speed, "PEAK_EVERY", 3)
     peaks = iter([40.0, 60.0, 50.0, 30.0])
-    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda **_: next(peaks))
+    dnn_peaks = iter([80.0, 120.0, 100.0, 60.0])
+    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda backend="torch", **_: next(
+        peaks if backend == "torch" else dnn_peaks))
     counted = []
     real_count = speed.counted_flops
     monkeypatch.setattr(speed, "counted_flops",
@@ -215,6 +223,8 @@ def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
     assert result["matmul_peak_gflops_train"] == [40.0, 60.0, 50.0, 30.0]
     assert len(result["train_block_shares"]) == 3 and len(counted) == 7
     assert result["train_peak_share_of_max"] == pytest.approx(result["train_gflops"] / 60.0)
+    assert result["matmul_peak_gflops_onednn_train"] == [80.0, 120.0, 100.0, 60.0]
+    assert result["train_peak_share_onednn"] == pytest.approx(result["train_peak_share"] / 2)
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
