@@ -5,17 +5,18 @@ project is benchmarked on, MKL takes its AVX2 path and reaches ~175 GFLOP/s with
 on a 2048^3 product, while oneDNN, which torch also ships (its LSTM layer, and the op
 `torch.ops.mkldnn._linear_pointwise`), runs the same fp32 product at ~400 GFLOP/s, and the
 thin products of a decoder step (128 x 1024 x 2048) 2.6x faster than MKL
-(`scripts/bench_speed.py` measures both peaks). `mm_nt` uses oneDNN when torch has it and
-the operands are fp32 CPU tensors, else `torch.mm`; the results agree to fp32 rounding (a
-different summation order), which the tests check. `linear` is x W^T with autograd, all
-three products (forward, input gradient, weight gradient) through `mm_nt`; training uses it
-(`project`, `nmt.recurrence`), decoding does not yet.
+(`scripts/bench_speed.py` measures both peaks). `linear` is x W^T with autograd, all three
+products (forward, input gradient, weight gradient) through `mm_nt`; training uses them
+(`project`, `nmt.recurrence`), decoding does not. The results agree with torch's to fp32
+rounding (a different summation order), which the tests check.
 
-`NMT_TORCH_MATMUL=1` opts out (torch's products throughout).
+Opt-in, `NMT_ONEDNN_MATMUL=1`: it trains the bench config ~1.4x faster, but the process's
+resident memory grows with every new product shape (batches change the row count), 1.5 ->
+5.9 GiB over 240 updates in one measurement, so it is not the default until that is
+bounded. Without it, `mm_nt` and `linear` are torch's products.
 `_linear_pointwise` is an internal op (torch's compiler uses it for frozen CPU models): if a
 torch build lacks it or it fails on a probe, everything here falls back to `torch.mm`.
 """
-
 from __future__ import annotations
 
 import functools
@@ -25,10 +26,15 @@ import torch
 import torch.nn.functional as F
 
 
-@functools.cache
 def onednn_matmul() -> bool:
+    """Whether training's products go through oneDNN: opted in and available."""
+    return os.environ.get("NMT_ONEDNN_MATMUL") == "1" and onednn_available()
+
+
+@functools.cache
+def onednn_available() -> bool:
     """Whether oneDNN fp32 products are available here (and give torch.mm's numbers)."""
-    if not torch.backends.mkldnn.is_available() or os.environ.get("NMT_TORCH_MATMUL") == "1":
+    if not torch.backends.mkldnn.is_available():
         return False
     try:
         # fixed operands: the probe must not draw from the global RNG (dropout's stream)

@@ -83,6 +83,12 @@ def _lstm_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -
     return 2 * _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
 
 
+if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # oneDNN products (`nmt.matmul`)
+    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+    def _onednn_linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
+        return 2 * x_shape[0] * x_shape[1] * w_shape[0]
+
+
 @register_flop_formula(_aten.mv)
 def _mv_flops(a_shape, v_shape, *args, **kwargs) -> int:
     return 2 * a_shape[0] * a_shape[1]
@@ -96,15 +102,16 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 7, backend: str = "torch") 
     """Median GFLOP/s of an n x n x n fp32 matmul with the current thread count.
 
     backend "torch": `torch.mm` (MKL's sgemm), the peak the speed issue defines; "onednn":
-    the same product through oneDNN (`nmt.matmul.mm_nt`), which on AVX-512 AMD CPUs runs
+    the same product through oneDNN (`nmt.matmul`), which on AVX-512 AMD CPUs runs
     at about twice MKL's speed: the higher of the two is the machine's fp32 matmul peak.
     """
-    from nmt.matmul import mm_nt, onednn_matmul
+    from nmt.matmul import onednn_available
 
-    if backend == "onednn" and not onednn_matmul():
+    if backend == "onednn" and not onednn_available():
         return float("nan")
     a, b = torch.randn(n, n), torch.randn(n, n)
-    product = (lambda: torch.mm(a, b)) if backend == "torch" else (lambda: mm_nt(a, b))
+    product = (lambda: torch.mm(a, b)) if backend == "torch" else (
+        lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], ""))
     product()  # warm-up
     times = []
     for _ in range(repeats):

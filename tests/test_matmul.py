@@ -6,10 +6,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt import matmul
-from nmt.matmul import linear, mm_nt, onednn_matmul, project
+from nmt.matmul import linear, mm_nt, onednn_available, onednn_matmul, project
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
                                   reason="torch without oneDNN")
+
+
+@pytest.fixture(autouse=True)
+def opted_in(monkeypatch):
+    """These tests run with the opt-in set (training's products through oneDNN)."""
+    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "1")
+
+
+def test_off_unless_opted_in(monkeypatch):
+    monkeypatch.delenv("NMT_ONEDNN_MATMUL")
+    assert not onednn_matmul()
+    x, w = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True)
+    assert torch.equal(linear(x, w), torch.nn.functional.linear(x, w))
 
 
 @needs_onednn
@@ -59,9 +72,9 @@ def test_without_autograd_and_for_other_modules_it_is_torch_itself(monkeypatch):
 def test_the_probe_leaves_the_global_rng_alone():
     """Probing draws nothing from torch's generator: a run that probes first (a fresh
     process, a resumed one) sees the same dropout masks as one that probed earlier."""
-    onednn_matmul.cache_clear()
+    onednn_available.cache_clear()
     state = torch.get_rng_state()
-    onednn_matmul()
+    onednn_available()
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -79,3 +92,15 @@ def test_column_slices_are_not_given_to_onednn():
     torch.testing.assert_close(got, x @ part.t(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grad[:, :24], x.sum(0).expand(16, 24), atol=1e-5, rtol=1e-5)
     assert torch.all(grad[:, 24:] == 0)
+
+
+@needs_onednn
+def test_flop_counter_counts_onednn_products():
+    import nmt.speed  # noqa: F401  (registers the formula)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    w = torch.randn(6, 4, requires_grad=True)
+    x = torch.randn(3, 4, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        linear(x, w).sum().backward()
+    assert counter.get_total_flops() == 3 * 2 * 3 * 4 * 6  # forward, dx, dW

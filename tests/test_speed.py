@@ -14,7 +14,7 @@ from nmt import speed
 from nmt.commands.speed import main
 from nmt.config import dump_yaml
 from nmt.errors import NmtError
-from nmt.matmul import onednn_matmul
+from nmt.matmul import onednn_available
 from nmt.profile import format_ops, top_ops
 from nmt.speed import CURVE_BUCKETS, length_inputs
 from nmt.train import train
@@ -55,7 +55,7 @@ def test_bench_speed_reports_all_keys(toy, tmp_path, capsys):
         result["train_gflops"] / ((peaks[0] + peaks[1]) / 2))
     assert result["train_peak_share_of_max"] == pytest.approx(
         result["train_gflops"] / max(peaks))
-    if onednn_matmul():  # the same, against oneDNN's peak for the same product
+    if onednn_available():  # the same, against oneDNN's peak for the same product
         dnn = result["matmul_peak_gflops_onednn_train"]
         assert len(dnn) == 2 and result["matmul_peak_gflops_onednn"] > 0
         assert result["train_peak_share_onednn"] == pytest.approx(
