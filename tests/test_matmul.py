@@ -96,8 +96,9 @@ def test_column_slices_are_not_given_to_onednn():
 
 @needs_onednn
 def test_flop_counter_counts_onednn_products():
-    import nmt.speed  # noqa: F401  (registers the formula)
     from torch.utils.flop_counter import FlopCounterMode
+
+    import nmt.speed  # noqa: F401  (registers the formula)
 
     w = torch.randn(6, 4, requires_grad=True)
     x = torch.randn(3, 4, requires_grad=True)
