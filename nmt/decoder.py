@@ -227,7 +227,7 @@ class Decoder(nn.Module):
         if self._use_fused:
             return emb, self.fused.gate_table[tokens]
         w_e = self.input_weights()[0] if w_e is None else w_e
-        return emb, linear(emb, w_e) + (self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+        return emb, linear(emb, w_e, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 
     def recurrent_weight(self, w_x: torch.Tensor | None) -> torch.Tensor:
         """The first layer's weights for [s_{t-1}; extra] (4H, H + X): W_hh beside W_x from
@@ -253,7 +253,7 @@ class Decoder(nn.Module):
         else:
             gates = x_gates + F.linear(layer(state.h, 0), self.rnn.weight_hh_l0)
             if extra is not None:
-                gates = gates + F.linear(extra, self.rnn.weight_ih_l0[:, self.emb_size:])
+                gates = gates + F.linear(extra, self.input_weights()[1])
         h, c = lstm_cell(gates, layer(state.c, 0))
         hs.append(h)
         cs.append(c)

@@ -83,17 +83,18 @@ class _Linear(torch.autograd.Function):
         return dx, dw
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x (.., in) @ W^T, W (out, in) -> (.., out): `F.linear` without bias, its products on
-    oneDNN where `mm_nt` would use it, when autograd records (training). Without autograd
-    (decoding) it is `F.linear`: decoding's speed and outputs were measured with torch's
-    products, and its int8 paths do not use these."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`: x (.., in) @ W^T (+ b), W (out, in) -> (.., out), its
+    products on oneDNN where `mm_nt` would use them, when autograd records (training).
+    Without autograd (decoding) it is `F.linear`: decoding's speed and outputs were measured
+    with torch's products, and its int8 paths do not use these."""
     if not (torch.is_grad_enabled() and x.dtype == weight.dtype and x.device == weight.device
             and _onednn_for(weight)):
-        return F.linear(x, weight)
+        return F.linear(x, weight, bias)
     weight = weight if _dense(weight) else weight.contiguous()  # a copy, with its gradient
-    out = _Linear.apply(x.reshape(-1, x.size(-1)), weight)
-    return out.view(*x.shape[:-1], weight.size(0))
+    out = _Linear.apply(x.reshape(-1, x.size(-1)), weight).view(*x.shape[:-1], weight.size(0))
+    return out if bias is None else out + bias
 
 
 def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -101,5 +102,4 @@ def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     one, after `inference.quantize`) is called as it is."""
     if type(layer) is not torch.nn.Linear:
         return layer(x)
-    out = linear(x, layer.weight)
-    return out if layer.bias is None else out + layer.bias
+    return linear(x, layer.weight, layer.bias)

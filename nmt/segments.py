@@ -52,8 +52,7 @@ def lstm_by_length(rnn: nn.LSTM, x: torch.Tensor, lengths: list[int]
         x = torch.cat(outs, dim=-1)  # (B, S, 2H)
         if layer < rnn.num_layers - 1:
             x = dropout(x, rnn.dropout, rnn.training)
-    unsort = torch.empty_like(index)
-    unsort[index] = torch.arange(B, device=x.device)
+    unsort = torch.argsort(index)
     return (x.index_select(0, unsort), torch.stack(hs).index_select(1, unsort),
             torch.stack(cs).index_select(1, unsort))
 
