@@ -1,5 +1,10 @@
 """nmt.matmul: oneDNN products equal torch's to fp32 rounding, with gradients; fallbacks."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,29 +18,90 @@ needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
 
 
 @pytest.fixture(autouse=True)
-def opted_in(monkeypatch):
-    """These tests run with the opt-in set (training's products through oneDNN)."""
-    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "1")
+def every_size(monkeypatch):
+    """Default settings, except that the tests' small products go to oneDNN too."""
+    monkeypatch.delenv("NMT_ONEDNN_MATMUL", raising=False)
+    monkeypatch.setattr(matmul, "MIN_MACS", 0)
 
 
-def test_off_unless_opted_in(monkeypatch):
-    monkeypatch.delenv("NMT_ONEDNN_MATMUL")
+def test_on_by_default_off_when_opted_out(monkeypatch):
+    assert onednn_matmul() == onednn_available()
+    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
     assert not onednn_matmul()
     x, w = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True)
     assert torch.equal(linear(x, w), torch.nn.functional.linear(x, w))
 
 
+@pytest.fixture
+def onednn_calls(monkeypatch):
+    """The operands of every oneDNN product."""
+    calls = []
+    real = matmul._onednn_mm_nt
+    monkeypatch.setattr(matmul, "_onednn_mm_nt", lambda a, b: calls.append((a, b)) or real(a, b))
+    return calls
+
+
 @needs_onednn
-def test_onednn_is_used_here_and_mm_nt_equals_torch_mm():
-    assert onednn_matmul()
-    torch.manual_seed(0)
-    a, b = torch.randn(37, 300), torch.randn(53, 300)
-    torch.testing.assert_close(mm_nt(a, b), a @ b.t(), atol=1e-4, rtol=1e-5)
-    # strided operands, as in the gradients: (K, M)^T and (K, N)^T
-    at, bt = torch.randn(300, 37), torch.randn(300, 53)
-    torch.testing.assert_close(mm_nt(at.t(), bt.t()), at.t() @ bt, atol=1e-4, rtol=1e-5)
+def test_small_products_stay_with_torch(monkeypatch, onednn_calls):
+    monkeypatch.setattr(matmul, "MIN_MACS", 64 * 64 * 64)
+    a, b = torch.randn(64, 64), torch.randn(63, 64)
+    torch.testing.assert_close(mm_nt(a, b), a @ b.t())
+    w = torch.randn(64, 64, requires_grad=True)
+    linear(torch.randn(63, 64), w).sum().backward()
+    assert not onednn_calls
+    mm_nt(a, torch.randn(64, 64))
+    assert len(onednn_calls) == 1
 
 
+@needs_onednn
+@pytest.mark.parametrize("a_t, b_t", [(False, False), (False, True), (True, False),
+                                      (True, True)])
+@pytest.mark.parametrize("m", [37, 900])
+def test_mm_nt_layouts_equal_torch_with_a_row_major_input(a_t, b_t, m, onednn_calls):
+    """Every layout pair gives torch's product, and oneDNN always gets its first operand
+    row-major (so torch never copies it inside the op): with both operands transposed, as
+    in a weight gradient, the smaller one is copied."""
+    torch.manual_seed(m)
+    a = torch.randn(300, m).t() if a_t else torch.randn(m, 300)
+    b = torch.randn(300, 53).t() if b_t else torch.randn(53, 300)
+    got = mm_nt(a, b)
+    torch.testing.assert_close(got, a @ b.t(), atol=1e-4, rtol=1e-5)
+    assert got.shape == (m, 53)
+    (first, second), = onednn_calls
+    assert first.is_contiguous()
+    if not a_t:  # a row-major: a b^T as it is
+        assert first.data_ptr() == a.data_ptr() and second.data_ptr() == b.data_ptr()
+    elif not b_t:  # b row-major: b a^T, transposed back
+        assert first.data_ptr() == b.data_ptr() and second.data_ptr() == a.data_ptr()
+    else:  # both transposed: the smaller one copied
+        assert first.shape == (min(m, 53), 300)
+
+
+@needs_onednn
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_importing_nmt_caps_onednn_caches(tmp_path):
+    """oneDNN and ideep keep a primitive (~1 MiB) per product shape, 1,024 of each by
+    default; `nmt.matmul` caps both, so a stream of new shapes (each batch's row count)
+    does not grow the process without bound. Uncapped, this loop grows by ~300 MiB."""
+    script = tmp_path / "shapes.py"
+    script.write_text(textwrap.dedent("""
+        import torch
+        import nmt.matmul
+        def rss():
+            return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+        op = torch.ops.mkldnn._linear_pointwise
+        w = torch.randn(256, 128)
+        op(torch.randn(4, 128), w, None, "none", [], "")
+        start = rss()
+        for m in range(100, 500):
+            op(torch.randn(m, 128), w, None, "none", [], "")
+        print(rss() - start)
+    """))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                         text=True, check=True)
+    assert float(out.stdout) < 120, out.stdout
 def test_linear_and_project_gradients_equal_torch():
     torch.manual_seed(1)
     layer = nn.Linear(24, 16)
@@ -84,8 +150,8 @@ def test_column_slices_are_not_given_to_onednn():
     about 1000x slower: mm_nt leaves it to torch, linear multiplies a contiguous copy."""
     wide = torch.randn(16, 40, requires_grad=True)
     part = wide[:, :24]  # strides (40, 1)
-    assert not matmul._use_onednn(part) and matmul._use_onednn(part.t().contiguous().t())
     x = torch.randn(5, 24)
+    assert not matmul._use_onednn(x, part) and matmul._use_onednn(x, part.t().contiguous().t())
     torch.testing.assert_close(mm_nt(x, part.detach()), x @ part.detach().t())
     got = linear(x, part)
     grad = torch.autograd.grad(got.sum(), wide)[0]
