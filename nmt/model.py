@@ -24,7 +24,7 @@ from nmt.matmul import linear
 
 @dataclass
 class ModelOutput:
-    """logits (B, T, V), or (N, V) for the `rows` of `Seq2Seq.forward`; attn (B, T, S)."""
+    """logits (B, T, V); attn (B, T, S)."""
 
     logits: torch.Tensor
     attn: torch.Tensor
@@ -111,16 +111,10 @@ class Seq2Seq(nn.Module):
         return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
-                fast: bool = True, rows: torch.Tensor | None = None) -> ModelOutput:
-        """Teacher forcing. Shapes: src (B, S), src_lengths (B,), tgt_in (B, T).
-
-        rows (N,): positions b * T + t to compute logits for, (N, V) instead of (B, T, V);
-        training passes its non-pad targets, so no output-layer work is spent on padding.
-        """
+                fast: bool = True) -> ModelOutput:
+        """Teacher forcing. Shapes: src (B, S), src_lengths (B,), tgt_in (B, T)."""
         memory, state = self.encode(src, src_lengths)
         outs, attn = self.decoder(tgt_in, state, memory, fast=fast)  # (B, T, A), (B, T, S)
-        if rows is not None:
-            outs = outs.reshape(-1, outs.size(-1)).index_select(0, rows)  # (N, A)
         outs = self.dropout(outs)
         if isinstance(self.generator, nn.Linear) and self.generator.bias is None:
             return ModelOutput(linear(outs, self.generator.weight), attn)  # `nmt.matmul`

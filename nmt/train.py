@@ -66,7 +66,7 @@ class TrainState:
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """Summed label-smoothed cross-entropy over non-pad targets. logits (.., V), target (..)."""
+    """Summed label-smoothed cross-entropy over non-pad targets. logits (B, T, V), target (B, T)."""
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
                            ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum")
 
@@ -191,10 +191,8 @@ class Trainer:
             last = i == len(batches) - 1  # DDP: sum gradients across ranks only once
             with contextlib.nullcontext() if last or not self.dist.enabled else self.ddp.no_sync():
                 with autocast(self.device, self.amp):
-                    rows = (batch.tgt_out.view(-1) != PAD_ID).nonzero().squeeze(1)  # (N,)
-                    out = self.ddp(batch.src, batch.src_lengths, batch.tgt_in, rows=rows)
-                    loss = loss_fn(out.logits, batch.tgt_out.view(-1)[rows],
-                                   self.cfg.train.label_smoothing)
+                    out = self.ddp(batch.src, batch.src_lengths, batch.tgt_in)
+                    loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
                 scaled = loss / n_tokens
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += loss.item()

@@ -102,31 +102,6 @@ def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layer
     torch.testing.assert_close(fast.attn, loop.attn, atol=1e-6, rtol=1e-5)
 
 
-
-def test_logits_of_selected_rows_equal_the_full_logits_with_gradients():
-    """Training computes logits only at non-pad targets (`rows`): the same values, and the
-    same parameter gradients as the full (B, T, V) logits restricted to those rows."""
-    torch.manual_seed(5)
-    model = build_model(tiny_config(), 20, 25)
-    src, lengths = padded_batch([6, 3, 4])
-    tgt = torch.randint(4, 25, (3, 5))
-    rows = torch.tensor([0, 1, 2, 3, 4, 5, 6, 10, 11])  # b * T + t, padding left out
-    weights = torch.randn(len(rows), 25)
-
-    def run(selected: bool):
-        model.zero_grad()
-        out = model(src, lengths, tgt, rows=rows if selected else None).logits
-        picked = out if selected else out.reshape(-1, 25)[rows]
-        (picked * weights).sum().backward()
-        return picked.detach(), [p.grad.clone() for p in model.parameters()]
-
-    got, got_grads = run(True)
-    want, want_grads = run(False)
-    assert got.shape == (len(rows), 25)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
-
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
 def test_decode_step_equals_teacher_forcing(attention, feeding):
     """Stepping decode_step token by token gives the teacher-forced log-probs and attention."""
