@@ -251,9 +251,9 @@ class Decoder(nn.Module):
             rec_in = h0 if extra is None else torch.cat([h0, extra], dim=-1)
             gates = x_gates + rec(rec_in)
         else:
-            gates = x_gates + F.linear(layer(state.h, 0), self.rnn.weight_hh_l0)
+            gates = x_gates + linear(layer(state.h, 0), self.rnn.weight_hh_l0)
             if extra is not None:
-                gates = gates + F.linear(extra, self.input_weights()[1])
+                gates = gates + linear(extra, self.input_weights()[1])
         h, c = lstm_cell(gates, layer(state.c, 0))
         hs.append(h)
         cs.append(c)
@@ -262,7 +262,7 @@ class Decoder(nn.Module):
             w_hh = getattr(self.rnn, f"weight_hh_l{k}")
             b = getattr(self.rnn, f"bias_ih_l{k}") + getattr(self.rnn, f"bias_hh_l{k}")
             x = dropout(h, self.rnn.dropout, self.training)
-            h, c = lstm_cell(F.linear(x, w_ih, b) + F.linear(state.h[k], w_hh), state.c[k])
+            h, c = lstm_cell(linear(x, w_ih, b) + linear(state.h[k], w_hh), state.c[k])
             hs.append(h)
             cs.append(c)
         return stack_layers(hs), stack_layers(cs)
@@ -272,10 +272,10 @@ class Decoder(nn.Module):
         """`_lstm` with the fused weights: one matmul per layer (same values, to rounding)."""
         h0 = layer(state.h, 0)
         rec_in = h0 if extra is None else torch.cat([h0, extra], dim=-1)
-        h, c = lstm_cell(x_gates + self.fused.rec(rec_in), layer(state.c, 0))
+        h, c = lstm_cell(x_gates + project(self.fused.rec, rec_in), layer(state.c, 0))
         hs, cs = [h], [c]
         for k, proj in enumerate(self.fused.upper, start=1):
-            h, c = lstm_cell(proj(torch.cat([h, state.h[k]], dim=-1)), state.c[k])
+            h, c = lstm_cell(project(proj, torch.cat([h, state.h[k]], dim=-1)), state.c[k])
             hs.append(h)
             cs.append(c)
         return stack_layers(hs), stack_layers(cs)

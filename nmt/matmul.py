@@ -5,10 +5,11 @@ project is benchmarked on, MKL takes its AVX2 path and reaches ~175 GFLOP/s with
 on a 2048^3 product, while oneDNN, which torch also ships (its LSTM layer, and the op
 `torch.ops.mkldnn._linear_pointwise`), runs the same fp32 product at ~400 GFLOP/s, and the
 thin products of a decoder step (128 x 1024 x 2048) 2.6x faster than MKL
-(`scripts/bench_speed.py` measures both peaks). `linear` is x W^T with autograd, all three
-products (forward, input gradient, weight gradient) through `mm_nt`; training uses them
-(`project`, `nmt.recurrence`), decoding does not. The results agree with torch's to fp32
-rounding (a different summation order), which the tests check.
+(`scripts/bench_speed.py` measures both peaks). `linear` is x W^T (+ b): with autograd, all
+three products (forward, input gradient, weight gradient) through `mm_nt`; without it, one
+oneDNN call. Training (`project`, `nmt.recurrence`) and fp32 decoding (`project` at each
+step) use them; int8 layers are not `nn.Linear`s and keep their own kernels. The results
+agree with torch's to fp32 rounding (a different summation order), which the tests check.
 
 On by default where available; `NMT_ONEDNN_MATMUL=0` keeps every product with torch.
 - Operand layouts: oneDNN's op reads its first (input) operand row-major, and torch copies
@@ -80,8 +81,10 @@ def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
             and all(_onednn_for(t) and _dense(t) for t in (a, b)))
 
 
-def _onednn_mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+def _onednn_mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """a (M, K) row-major, b (N, K) dense -> a b^T (+ bias) (M, N), one oneDNN call."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
 
 
 def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -112,15 +115,18 @@ class _Linear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
            ) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`: x (.., in) @ W^T (+ b), W (out, in) -> (.., out), its
-    products on oneDNN where `mm_nt` would use them, when autograd records (training).
-    Without autograd (decoding) it is `F.linear`: decoding's speed and outputs were measured
-    with torch's products, and its int8 paths do not use these."""
-    if not (torch.is_grad_enabled() and x.dtype == weight.dtype and x.device == weight.device
+    """`F.linear(x, weight, bias)`: x (.., in) @ W^T (+ b), W (out, in) -> (.., out), on oneDNN
+    where `mm_nt` would use it: with autograd (training) its three products through `mm_nt`,
+    without it (decoding) one oneDNN call with the bias. Otherwise `F.linear` itself."""
+    if not (x.dtype == weight.dtype and x.device == weight.device
             and x.numel() * weight.size(0) >= MIN_MACS and _onednn_for(weight)):
         return F.linear(x, weight, bias)
     weight = weight if _dense(weight) else weight.contiguous()  # a copy, with its gradient
-    out = _Linear.apply(x.reshape(-1, x.size(-1)), weight).reshape(*x.shape[:-1], weight.size(0))
+    rows = x.reshape(-1, x.size(-1))  # (N, in)
+    if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                         or (bias is not None and bias.requires_grad))):
+        return _onednn_mm_nt(rows.contiguous(), weight, bias).view(*x.shape[:-1], weight.size(0))
+    out = _Linear.apply(rows, weight).reshape(*x.shape[:-1], weight.size(0))
     return out if bias is None else out + bias
 
 

@@ -19,7 +19,7 @@ from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState, Memory
 from nmt.dropout import Dropout
 from nmt.encoder import Encoder
-from nmt.matmul import linear
+from nmt.matmul import linear, project
 
 
 @dataclass
@@ -104,10 +104,11 @@ class Seq2Seq(nn.Module):
         emb, x_gates = self.decoder.embed_tokens(tokens)
         step = self.decoder.step(emb, x_gates, state, memory)
         out = self.dropout(step.out)
-        if memory.vocab is not None:
-            return StepResult(F.log_softmax(memory.output(out).float(), dim=-1), step.state,
-                              step.attn, memory.vocab)
-        logits = self.generator(out)
+        if memory.vocab is not None:  # a shortlist: (B, V')
+            logits = project(memory.output, out)
+            return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn,
+                              memory.vocab)
+        logits = project(self.generator, out)
         return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from nmt.matmul import mm_nt
+from nmt.matmul import linear, mm_nt
 
 
 class StepProduct:
@@ -57,7 +57,7 @@ class StepProduct:
 
     @staticmethod
     def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        """The product without autograd (torch's own op)."""
+        """The product without a deferred gradient (no autograd, or autocast)."""
         raise NotImplementedError
 
     @staticmethod
@@ -80,7 +80,7 @@ class StepProjection(StepProduct):
 
     @staticmethod
     def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear(x, tensor)
+        return linear(x, tensor)
 
     @staticmethod
     def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:

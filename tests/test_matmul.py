@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt import matmul
+from nmt.inference import prepare_for_inference
 from nmt.matmul import linear, mm_nt, onednn_available, onednn_matmul, project
+from nmt.model import build_model
+from nmt.search import beam_search, greedy
+from tests.test_model import padded_batch, tiny_config
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
                                   reason="torch without oneDNN")
@@ -37,7 +41,8 @@ def onednn_calls(monkeypatch):
     """The operands of every oneDNN product."""
     calls = []
     real = matmul._onednn_mm_nt
-    monkeypatch.setattr(matmul, "_onednn_mm_nt", lambda a, b: calls.append((a, b)) or real(a, b))
+    monkeypatch.setattr(matmul, "_onednn_mm_nt",
+                        lambda a, b, *bias: calls.append((a, b)) or real(a, b, *bias))
     return calls
 
 
@@ -118,21 +123,60 @@ def test_linear_and_project_gradients_equal_torch():
     torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
-def test_without_autograd_and_for_other_modules_it_is_torch_itself(monkeypatch):
-    calls = []
+def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_calls):
+    """Decoding: one product with the bias, no autograd function; other dtypes and modules
+    (an int8 layer after `inference.quantize`) are torch's or the module's own."""
+    spied = []
     monkeypatch.setattr(matmul, "_Linear", type("Spy", (), {
-        "apply": staticmethod(lambda *a: calls.append(a) or F.linear(*a))}))
-    w = torch.randn(4, 6, requires_grad=True)
-    x = torch.randn(2, 6)
-    with torch.no_grad():
-        assert torch.equal(linear(x, w), F.linear(x, w))  # decoding: torch's product
-    assert torch.equal(linear(x.double(), w.double()), F.linear(x.double(), w.double()))
-    assert not calls
-    if onednn_matmul():  # with autograd, fp32: the oneDNN function
-        linear(x, w)
-        assert len(calls) == 1
+        "apply": staticmethod(lambda *a: spied.append(a) or F.linear(*a))}))
+    torch.manual_seed(4)
+    layer = nn.Linear(6, 4)
+    x = torch.randn(2, 3, 6)
+    with torch.inference_mode():
+        got = project(layer, x)
+    torch.testing.assert_close(got, layer(x), atol=1e-5, rtol=1e-5)
+    assert got.shape == (2, 3, 4) and not spied
+    assert len(onednn_calls) == int(onednn_matmul())
+    assert torch.equal(linear(x.double(), layer.weight.double()),
+                       F.linear(x.double(), layer.weight.double()))
     seq = nn.Sequential(nn.Linear(6, 4))
     assert torch.equal(project(seq, x), seq(x))  # not an nn.Linear: called as it is
+    if onednn_matmul():  # with autograd, fp32: the autograd function
+        linear(x, layer.weight)
+        assert len(spied) == 1
+
+
+@needs_onednn
+@pytest.mark.parametrize("fuse", [False, True])
+def test_search_with_onednn_products_equals_torch(monkeypatch, fuse):
+    """Greedy and beam search give the same hypotheses and scores (to rounding) with the
+    products on oneDNN as with torch's, plain and fused decoder step."""
+    torch.manual_seed(3)
+    model = build_model(tiny_config("bahdanau", True, dec_layers=2, enc_layers=2), 30, 30).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # peaked distributions: distinct argmaxes
+    if fuse:
+        model = prepare_for_inference(model)
+    src, lengths = padded_batch([6, 2, 5, 4], vocab=30, seed=1)
+
+    def run():
+        with torch.inference_mode():
+            hyps = greedy(model, src, lengths)
+            hyps += [h for n in beam_search(model, src, lengths, beam_size=4, n_best=2)
+                     for h in n]
+        return hyps
+
+    calls = []
+    real = matmul._onednn_mm_nt
+    monkeypatch.setattr(matmul, "_onednn_mm_nt", lambda *a: calls.append(a) or real(*a))
+    dnn = run()
+    assert calls  # the products did go through oneDNN
+    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
+    plain = run()
+    assert [h.tokens for h in dnn] == [h.tokens for h in plain]
+    for a, b in zip(dnn, plain, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
 def test_the_probe_leaves_the_global_rng_alone():
