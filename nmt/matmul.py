@@ -45,7 +45,8 @@ for _variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
 
 
 def onednn_matmul() -> bool:
-    """Whether training's products go through oneDNN: not opted out, and available."""
+    """Whether fp32 CPU products (training and decoding) go through oneDNN: not opted out,
+    and available."""
     return os.environ.get("NMT_ONEDNN_MATMUL", "1") != "0" and onednn_available()
 
 
