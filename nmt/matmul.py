@@ -59,8 +59,7 @@ def onednn_available() -> bool:
         # fixed operands: the probe must not draw from the global RNG (dropout's stream)
         a = torch.arange(15, dtype=torch.float32).view(5, 3) / 7
         b = torch.arange(12, dtype=torch.float32).view(4, 3).cos()
-        got = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
-        return bool(torch.allclose(got, a @ b.t(), atol=1e-5))
+        return bool(torch.allclose(onednn_mm_nt(a, b), a @ b.t(), atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
 
@@ -71,19 +70,26 @@ def _dense(t: torch.Tensor) -> bool:
     return t.dim() == 2 and (t.is_contiguous() or t.t().is_contiguous())
 
 
-def _onednn_for(t: torch.Tensor) -> bool:
-    """Whether oneDNN would multiply t (a 2-D fp32 CPU tensor, no autocast), in any layout."""
-    return (t.device.type == "cpu" and t.dtype == torch.float32 and t.dim() == 2
-            and not torch.is_autocast_enabled("cpu") and onednn_matmul())
+def _fp32_cpu_matrix(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.dim() == 2
+
+
+def _enabled() -> bool:
+    """oneDNN products on, torch's oneDNN switch on (`torch.backends.mkldnn.flags`), and no
+    CPU autocast (whose dtype casts torch's own ops handle)."""
+    return (torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
+            and onednn_matmul())
 
 
 def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether `mm_nt(a, b)` goes to oneDNN: large enough, fp32 CPU, dense, enabled."""
     return (a.size(0) * a.size(1) * b.size(0) >= MIN_MACS
-            and all(_onednn_for(t) and _dense(t) for t in (a, b)))
+            and _fp32_cpu_matrix(a) and _fp32_cpu_matrix(b) and _dense(a) and _dense(b)
+            and _enabled())
 
 
-def _onednn_mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+def onednn_mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """a (M, K) row-major, b (N, K) dense -> a b^T (+ bias) (M, N), one oneDNN call."""
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
 
@@ -96,8 +102,8 @@ def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # oneDNN's input operand is read row-major (any other layout is copied first): put a
     # row-major operand there, or copy the smaller one
     if a.is_contiguous() or (not b.is_contiguous() and a.numel() <= b.numel()):
-        return _onednn_mm_nt(a.contiguous(), b)
-    return _onednn_mm_nt(b.contiguous(), a).t()  # (b a^T)^T
+        return onednn_mm_nt(a.contiguous(), b)
+    return onednn_mm_nt(b.contiguous(), a).t()  # (b a^T)^T
 
 
 class _Linear(torch.autograd.Function):
@@ -119,14 +125,14 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """`F.linear(x, weight, bias)`: x (.., in) @ W^T (+ b), W (out, in) -> (.., out), on oneDNN
     where `mm_nt` would use it: with autograd (training) its three products through `mm_nt`,
     without it (decoding) one oneDNN call with the bias. Otherwise `F.linear` itself."""
-    if not (x.dtype == weight.dtype and x.device == weight.device
-            and x.numel() * weight.size(0) >= MIN_MACS and _onednn_for(weight)):
+    if not (x.numel() * weight.size(0) >= MIN_MACS and x.dtype == weight.dtype
+            and x.device == weight.device and _fp32_cpu_matrix(weight) and _enabled()):
         return F.linear(x, weight, bias)
     weight = weight if _dense(weight) else weight.contiguous()  # a copy, with its gradient
     rows = x.reshape(-1, x.size(-1))  # (N, in)
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                          or (bias is not None and bias.requires_grad))):
-        return _onednn_mm_nt(rows.contiguous(), weight, bias).view(*x.shape[:-1], weight.size(0))
+        return onednn_mm_nt(rows.contiguous(), weight, bias).view(*x.shape[:-1], weight.size(0))
     out = _Linear.apply(rows, weight).reshape(*x.shape[:-1], weight.size(0))
     return out if bias is None else out + bias
 

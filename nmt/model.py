@@ -19,7 +19,7 @@ from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState, Memory
 from nmt.dropout import Dropout
 from nmt.encoder import Encoder
-from nmt.matmul import linear, project
+from nmt.matmul import project
 
 
 @dataclass
@@ -116,10 +116,7 @@ class Seq2Seq(nn.Module):
         """Teacher forcing. Shapes: src (B, S), src_lengths (B,), tgt_in (B, T)."""
         memory, state = self.encode(src, src_lengths)
         outs, attn = self.decoder(tgt_in, state, memory, fast=fast)  # (B, T, A), (B, T, S)
-        outs = self.dropout(outs)
-        if isinstance(self.generator, nn.Linear) and self.generator.bias is None:
-            return ModelOutput(linear(outs, self.generator.weight), attn)  # `nmt.matmul`
-        return ModelOutput(self.generator(outs), attn)  # e.g. an int8 layer
+        return ModelOutput(project(self.generator, self.dropout(outs)), attn)
 
     @staticmethod
     def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:

@@ -40,10 +40,21 @@ def test_on_by_default_off_when_opted_out(monkeypatch):
 def onednn_calls(monkeypatch):
     """The operands of every oneDNN product."""
     calls = []
-    real = matmul._onednn_mm_nt
-    monkeypatch.setattr(matmul, "_onednn_mm_nt",
+    real = matmul.onednn_mm_nt
+    monkeypatch.setattr(matmul, "onednn_mm_nt",
                         lambda a, b, *bias: calls.append((a, b)) or real(a, b, *bias))
     return calls
+
+
+@needs_onednn
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # torch's, on exit
+def test_torchs_onednn_switch_turns_it_off(onednn_calls):
+    a, b = torch.randn(8, 16), torch.randn(4, 16)
+    with torch.backends.mkldnn.flags(enabled=False):
+        torch.testing.assert_close(mm_nt(a, b), a @ b.t())
+    assert not onednn_calls
+    mm_nt(a, b)
+    assert len(onednn_calls) == 1
 
 
 @needs_onednn
@@ -148,7 +159,7 @@ def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_call
 
 @needs_onednn
 @pytest.mark.parametrize("fuse", [False, True])
-def test_search_with_onednn_products_equals_torch(monkeypatch, fuse):
+def test_search_with_onednn_products_equals_torch(monkeypatch, fuse, onednn_calls):
     """Greedy and beam search give the same hypotheses and scores (to rounding) with the
     products on oneDNN as with torch's, plain and fused decoder step."""
     torch.manual_seed(3)
@@ -167,11 +178,8 @@ def test_search_with_onednn_products_equals_torch(monkeypatch, fuse):
                      for h in n]
         return hyps
 
-    calls = []
-    real = matmul._onednn_mm_nt
-    monkeypatch.setattr(matmul, "_onednn_mm_nt", lambda *a: calls.append(a) or real(*a))
     dnn = run()
-    assert calls  # the products did go through oneDNN
+    assert onednn_calls  # the products did go through oneDNN
     monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
     plain = run()
     assert [h.tokens for h in dnn] == [h.tokens for h in plain]
