@@ -8,6 +8,7 @@ Attention weights are always (B, T, S).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -19,15 +20,36 @@ from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState, Memory
 from nmt.dropout import Dropout
 from nmt.encoder import Encoder
+from nmt.loss import cross_entropy, output_loss
 from nmt.matmul import project
+from nmt.vocab import PAD_ID
 
 
 @dataclass
 class ModelOutput:
-    """logits (B, T, V); attn (B, T, S)."""
+    """Teacher forcing's result: hidden (B, T, A), the attentional vectors o_t as the output
+    layer `generator` takes them (after dropout); attn (B, T, S). `logits` (B, T, V) and
+    `loss` apply the output layer (the loss fused with it, see `nmt.loss`)."""
 
-    logits: torch.Tensor
+    hidden: torch.Tensor
     attn: torch.Tensor
+    generator: nn.Module
+
+    @functools.cached_property
+    def logits(self) -> torch.Tensor:
+        return project(self.generator, self.hidden)
+
+    def loss(self, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+        """The summed label-smoothed cross-entropy over non-pad targets; target (B, T).
+
+        Fused with the output layer (`nmt.loss.output_loss`) unless autocast is on or the
+        layer is not a plain `nn.Linear` without a bias; then torch's op on `logits`.
+        """
+        layer = self.generator
+        if (type(layer) is nn.Linear and layer.bias is None
+                and not torch.is_autocast_enabled(self.hidden.device.type)):
+            return output_loss(self.hidden, layer.weight, target, smoothing, PAD_ID)
+        return cross_entropy(self.logits, target, smoothing, PAD_ID)
 
 
 @dataclass
@@ -116,7 +138,7 @@ class Seq2Seq(nn.Module):
         """Teacher forcing. Shapes: src (B, S), src_lengths (B,), tgt_in (B, T)."""
         memory, state = self.encode(src, src_lengths)
         outs, attn = self.decoder(tgt_in, state, memory, fast=fast)  # (B, T, A), (B, T, S)
-        return ModelOutput(project(self.generator, self.dropout(outs)), attn)
+        return ModelOutput(self.dropout(outs), attn, self.generator)
 
     @staticmethod
     def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from nmt import checkpoint, distributed
@@ -44,7 +43,7 @@ from nmt.metrics import Score, corpus_bleu
 from nmt.model import build_model, count_parameters
 from nmt.stream import StreamingBatches, sample_texts
 from nmt.translator import decode_ids, greedy_search
-from nmt.vocab import PAD_ID, Vocabs, load_vocabs, train_vocabs
+from nmt.vocab import Vocabs, load_vocabs, train_vocabs
 
 
 @dataclass
@@ -63,12 +62,6 @@ class TrainState:
     early_stop: str = ""  # set when dev BLEU stopped improving; final, unlike budgets
     stopped: str = ""  # why the latest run ended
     history: list[dict] = field(default_factory=list)
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """Summed label-smoothed cross-entropy over non-pad targets. logits (B, T, V), target (B, T)."""
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
-                           ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum")
 
 
 class Trainer:
@@ -192,7 +185,7 @@ class Trainer:
             with contextlib.nullcontext() if last or not self.dist.enabled else self.ddp.no_sync():
                 with autocast(self.device, self.amp):
                     out = self.ddp(batch.src, batch.src_lengths, batch.tgt_in)
-                    loss = loss_fn(out.logits, batch.tgt_out, self.cfg.train.label_smoothing)
+                    loss = out.loss(batch.tgt_out, self.cfg.train.label_smoothing)
                 scaled = loss / n_tokens
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += loss.item()

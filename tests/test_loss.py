@@ -1,0 +1,116 @@
+"""nmt.loss: the output layer fused with the label-smoothed loss equals torch's op on logits."""
+
+import pytest
+import torch
+
+from nmt import matmul
+from nmt.loss import cross_entropy, output_loss
+from nmt.model import build_model
+from nmt.vocab import PAD_ID
+from tests.test_model import padded_batch, tiny_config
+
+
+def reference(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float):
+    """Loss, dh, dW of torch's op on the plain product."""
+    h, w = h.detach().requires_grad_(), w.detach().requires_grad_()
+    loss = cross_entropy(h @ w.t(), target, eps, PAD_ID)
+    loss.backward()
+    return loss.detach(), h.grad, w.grad
+
+
+def fused(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float, scale=1.0):
+    h, w = h.detach().requires_grad_(), w.detach().requires_grad_()
+    loss = output_loss(h, w, target, eps, PAD_ID)
+    (loss * scale).backward()
+    return loss.detach(), h.grad, w.grad
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("onednn", [True, False])
+def test_equals_torchs_loss_and_gradients(monkeypatch, eps, onednn):
+    monkeypatch.setattr(matmul, "MIN_MACS", 0)
+    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "1" if onednn else "0")
+    torch.manual_seed(0)
+    h, w = torch.randn(2, 9, 16), torch.randn(40, 16)  # (B, T, A), (V, A)
+    target = torch.randint(1, 40, (2, 9))
+    target[0, 6:] = PAD_ID  # padded positions count for nothing
+    target[1, 2] = 7  # a class that is also another row's target
+    target[1, 3] = 7
+    want, got = reference(h, w, target, eps), fused(h, w, target, eps)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert got[1][0, 6:].abs().max() == 0  # no gradient from pad rows
+
+
+def test_gradient_scales_with_upstream_gradient():
+    torch.manual_seed(1)
+    h, w, target = torch.randn(6, 8), torch.randn(30, 8), torch.randint(1, 30, (6,))
+    _, dh, dw = fused(h, w, target, 0.1)
+    _, dh3, dw3 = fused(h, w, target, 0.1, scale=-3.0)
+    torch.testing.assert_close(dh3, -3 * dh)
+    torch.testing.assert_close(dw3, -3 * dw)
+
+
+def test_extreme_logits_stay_finite():
+    """A target far below the best class (p underflows to 0) still has a finite loss."""
+    h = torch.tensor([[100.0, 0.0], [0.0, 1.0]])
+    w = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    target = torch.tensor([1, 2])
+    loss, dh, dw = fused(h, w, target, 0.1)
+    want = reference(h, w, target, 0.1)
+    assert torch.isfinite(loss) and loss > 180
+    torch.testing.assert_close(loss, want[0])
+    torch.testing.assert_close(dh, want[1])
+    torch.testing.assert_close(dw, want[2])
+
+
+def test_all_padding_gives_zero():
+    h, w = torch.randn(3, 4), torch.randn(5, 4)
+    loss, dh, dw = fused(h, w, torch.full((3,), PAD_ID), 0.1)
+    assert loss == 0 and dh.abs().max() == 0 and dw.abs().max() == 0
+
+
+def test_backward_runs_once():
+    h, w = torch.randn(3, 4, requires_grad=True), torch.randn(5, 4)
+    loss = output_loss(h, w, torch.tensor([1, 2, 3]), 0.1, PAD_ID)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="only once"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_model_loss_equals_loss_on_logits(tie):
+    """Every parameter's gradient through the fused loss equals torch's loss on `logits`."""
+    cfg = tiny_config(emb_size=16, out_size=16, tie_embeddings=tie, dropout=0.2)
+    torch.manual_seed(0)
+    model = build_model(cfg, 20, 25)
+    src, lengths = padded_batch([6, 4, 5])
+    tgt_in = torch.randint(4, 25, (3, 7))
+    tgt_out = torch.randint(4, 25, (3, 7))
+    tgt_out[1, 5:] = PAD_ID
+
+    def grads(loss_of):  # the same dropout masks for both
+        model.zero_grad()
+        torch.manual_seed(1)
+        loss = loss_of(model(src, lengths, tgt_in))
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    fused_loss, fused_grads = grads(lambda out: out.loss(tgt_out, 0.1))
+    plain_loss, plain_grads = grads(lambda out: cross_entropy(out.logits, tgt_out, 0.1, PAD_ID))
+    torch.testing.assert_close(fused_loss, plain_loss)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
+    calls = []
+    monkeypatch.setattr("nmt.model.output_loss", lambda *a: calls.append(a))
+    model = build_model(tiny_config(), 20, 25)
+    src, lengths = padded_batch([6, 4])
+    tgt = torch.randint(4, 25, (2, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(src, lengths, tgt)
+        loss = out.loss(tgt, 0.1)
+    assert not calls and loss.dtype == torch.float32
+    torch.testing.assert_close(loss, cross_entropy(out.logits, tgt, 0.1, PAD_ID))
