@@ -10,8 +10,9 @@ phase's numbers depend on what ran before it):
 - `train_curve`: target tokens/s of a few training steps at each of several batch sizes;
 - `decode_curve`: ms per sentence of greedy and beam-5 decoding against source length, on
   inputs of 1-10, 11-20, ..., 91-100 subword tokens made from the split (`length_inputs`);
-- `profile`: the ops with the most self CPU time (`nmt.profile.top_ops`) in a few training
-  steps and, with a trained model, in beam-5 decoding of the split's first N sentences.
+- `profile`: the ops with the most self CPU time (`nmt.profile`) in a few training steps
+  and, with a trained model, in beam-5 decoding of the split's first N sentences; and the
+  share of the peak the training steps' matrix products alone would allow.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ CURVE_BUCKETS = tuple((lo, lo + 9) for lo in range(1, 100, 10))  # source subwor
 CURVE_BATCH_TOKENS = (512, 1024, 2048, 4096, 8192)  # defaults of --curve-batch-tokens
 CURVE_INPUTS = 40  # inputs per source-length bucket
 CURVE_STEPS = 10  # timed training steps per batch size
-PROFILE_TRAIN_STEPS = 3
+PROFILE_TRAIN_STEPS = 8
 WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
 TRAINING_PHASES = ("peak", "train", "train_curve")  # run with `keep_freed_memory`
 PEAK_EVERY = 5  # timed training updates between two matmul peak measurements
@@ -328,8 +329,16 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
                   warmup: int) -> dict:
     """Top ops by self CPU time of `PROFILE_TRAIN_STEPS` training updates (after `warmup`
     untimed ones) and, with a checkpoint, of beam-5 decoding of the first `n_sents` lines
-    of `split` (after an untimed warm-up decode)."""
-    from nmt.profile import top_ops
+    of `split` (after an untimed warm-up decode).
+
+    Also how far the matrix products alone bound the share of the peak: over the profiled
+    updates, the products' share of the wall time (`profile_train_product_time_share`),
+    the GFLOP/s of the counted FLOPs over the products' own time
+    (`profile_train_product_gflops`), and that over the fp32 matmul peak measured after them,
+    the faster of torch's and oneDNN's (`profile_train_share_bound`: the share of the peak
+    if nothing but the products took time).
+    """
+    from nmt.profile import profile_run, top_ops
     from nmt.train import Trainer
 
     with scratch_model_dir(cfg) as (model_dir, vocabs):
@@ -337,8 +346,17 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
         batches = trainer.batches.epoch_batches(0)
         trainer.model.train()
         timed_updates(trainer, batches, 0, warmup)
-        out = {"profile_train": top_ops(
-            lambda: timed_updates(trainer, batches, warmup, PROFILE_TRAIN_STEPS))}
+        prof = profile_run(lambda: timed_updates(trainer, batches, warmup, PROFILE_TRAIN_STEPS))
+        flops = sum(counted_flops(trainer, batches[i % len(batches)])
+                    for i in range(warmup, warmup + PROFILE_TRAIN_STEPS))
+        peak = max(g for g in (matmul_peak_gflops(), matmul_peak_gflops(backend="onednn"))
+                   if g == g)  # the faster of torch's and oneDNN's (nan: unavailable)
+        product_gflops = flops / (prof.product_ms / 1000) / 1e9
+        out = {"profile_train": prof.ops,
+               "profile_train_product_time_share": prof.product_ms / prof.wall_ms,
+               "profile_train_product_gflops": product_gflops,
+               "profile_train_peak_gflops": peak,
+               "profile_train_share_bound": product_gflops / peak}
     if checkpoint:
         translators, _, src = decoding_setup(cfg, checkpoint, split, modes=(("beam5", 5),))
         beam = translators["beam5"]

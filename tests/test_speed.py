@@ -15,7 +15,7 @@ from nmt.commands.speed import main
 from nmt.config import dump_yaml
 from nmt.errors import NmtError
 from nmt.matmul import onednn_available
-from nmt.profile import format_ops, top_ops
+from nmt.profile import format_ops, profile_run, top_ops
 from nmt.speed import CURVE_BUCKETS, length_inputs
 from nmt.train import train
 from nmt.vocab import load_vocabs
@@ -132,6 +132,19 @@ def test_profile_tables(curves_run):
     check_ops_table(result["profile_train"])
     check_ops_table(result["profile_decode_beam5"])
     assert any(r["name"].startswith("aten::") for r in result["profile_train"])
+    assert 0 < result["profile_train_product_time_share"] < 1
+    assert result["profile_train_peak_gflops"] == 50.0  # the fixture's peak
+    assert result["profile_train_share_bound"] == pytest.approx(
+        result["profile_train_product_gflops"] / 50.0)
+
+
+def test_profile_run_times_the_products():
+    import torch
+
+    a = torch.randn(256, 256)
+    prof = profile_run(lambda: [torch.tanh(a @ a).sum() for _ in range(4)])
+    assert 0 < prof.product_ms < prof.wall_ms
+    assert any(r["name"] == "aten::mm" for r in prof.ops)
 
 
 def test_bad_curve_options_fail_before_any_phase(toy, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """`bench_speed --config FILE --json OUT`: training/decoding speed against the matmul peak.
 
 Optionally also how the cost grows (`--curves`: JSON `train_curve`, `decode_curve`) and where
-the CPU time goes (`--profile N`: JSON `profile_train`, `profile_decode_beam5`).
+the CPU time goes (`--profile N`: JSON `profile_train`, `profile_decode_beam5`, and the share
+of the peak the training steps' products alone allow, `profile_train_share_bound`).
 """
 
 from __future__ import annotations
