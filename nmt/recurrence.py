@@ -14,6 +14,11 @@ last of them (dW = [dy_1; ..; dy_T]^T [x_1; ..; x_T], inner dimension B*T; dV wi
 dimension T): the same sum, to float rounding, at a fraction of the cost (few large products
 run near the machine's peak, many thin ones do not).
 
+Operands the steps share are prepared once per sequence as well: `StepProjection` packs W
+(for the products x_t W^T) and W^T (for the input gradients dy_t W) into oneDNN's blocked
+layout at their first use (`nmt.matmul.pack_weight`), instead of oneDNN reordering W at
+every step.
+
 How: `_Deferred` passes the tensor through unchanged, and `_Step` (the per-step product)
 returns no gradient for it, only for x_t. `_Deferred`'s backward runs after every `_Step`
 backward (they all depend on its output) and returns the whole gradient to autograd, which
@@ -23,9 +28,21 @@ ordinary gradient).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from nmt.matmul import linear, mm_nt
+from nmt.matmul import linear, mm_nt, mm_nt_packed, pack_weight
+
+
+@dataclass
+class _Shared:
+    """What the autograd nodes of one sequence share (never the `StepProduct`, so no reference
+    cycle runs through the graph): the (x_t, dy_t) of the steps whose backward has run, and
+    operands prepared once per sequence, by name (`StepProduct.product`)."""
+
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    prepared: dict[str, torch.Tensor | None] = field(default_factory=dict)
 
 
 class StepProduct:
@@ -40,19 +57,19 @@ class StepProduct:
         self.tensor = tensor
         self.deferred = (torch.is_grad_enabled() and tensor.requires_grad
                          and not torch.is_autocast_enabled(tensor.device.type))
-        # (x_t, dy_t) of the steps whose backward has run; shared with the autograd nodes,
-        # which hold this list and never this object (no reference cycle through the graph)
-        self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._alias = (_Deferred.apply(tensor, self.pairs, type(self)) if self.deferred
+        self.shared = _Shared()
+        self._alias = (_Deferred.apply(tensor, self.shared, type(self)) if self.deferred
                        else tensor)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.deferred:
             return self.plain(x, self.tensor)
-        return _Step.apply(x, self._alias, self.pairs, type(self))
+        return _Step.apply(x, self._alias, self.shared, type(self))
 
     @staticmethod
-    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    def product(x: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
+        """One step's product; `prepared` holds what the sequence's steps share (they may add
+        to it at their first use)."""
         raise NotImplementedError
 
     @staticmethod
@@ -61,8 +78,8 @@ class StepProduct:
         raise NotImplementedError
 
     @staticmethod
-    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        """The gradient of one step's x from its dy."""
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
+        """The gradient of one step's x from its dy (`prepared` as in `product`)."""
         raise NotImplementedError
 
     @staticmethod
@@ -75,16 +92,26 @@ class StepProjection(StepProduct):
     """x (B, in) -> x W^T (B, out), W (out, in)."""
 
     @staticmethod
-    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        return mm_nt(x, tensor)  # through oneDNN where faster (`nmt.matmul`)
+    def _packed(prepared: dict, name: str, weight: torch.Tensor, rows: int
+                ) -> torch.Tensor | None:
+        if name not in prepared:
+            prepared[name] = pack_weight(weight, rows)
+        return prepared[name]
+
+    @staticmethod
+    def product(x: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
+        packed = StepProjection._packed(prepared, "w", tensor, x.size(0))
+        # through oneDNN where faster (`nmt.matmul`)
+        return mm_nt(x, tensor) if packed is None else mm_nt_packed(x, packed)
 
     @staticmethod
     def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
         return linear(x, tensor)
 
     @staticmethod
-    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
-        return mm_nt(dy, tensor.t())  # dy W
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
+        packed = StepProjection._packed(prepared, "w_t", tensor.t(), dy.size(0))
+        return mm_nt(dy, tensor.t()) if packed is None else mm_nt_packed(dy, packed)  # dy W
 
     @staticmethod
     def tensor_grad(xs: tuple[torch.Tensor, ...], dys: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -95,13 +122,15 @@ class StepContext(StepProduct):
     """Attention weights (B, 1, S) -> the context (B, 1, M) they mix from values V (B, S, M)."""
 
     @staticmethod
-    def product(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    def product(x: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
         return torch.bmm(x, tensor)
 
-    plain = product
+    @staticmethod
+    def plain(x: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, tensor)
 
     @staticmethod
-    def input_grad(dy: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    def input_grad(dy: torch.Tensor, tensor: torch.Tensor, prepared: dict) -> torch.Tensor:
         return torch.bmm(dy, tensor.transpose(1, 2))
 
     @staticmethod
@@ -112,32 +141,36 @@ class StepContext(StepProduct):
 
 class _Deferred(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor, pairs: list, kind: type[StepProduct]) -> torch.Tensor:
-        ctx.pairs, ctx.kind = pairs, kind
+    def forward(ctx, tensor: torch.Tensor, shared: _Shared, kind: type[StepProduct]
+                ) -> torch.Tensor:
+        ctx.shared, ctx.kind = shared, kind
         ctx.set_materialize_grads(False)
         return tensor.view_as(tensor)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor | None):
-        if not ctx.pairs:
+        shared = ctx.shared
+        shared.prepared.clear()
+        if not shared.pairs:
             return grad, None, None
-        xs, dys = zip(*ctx.pairs, strict=True)
-        ctx.pairs.clear()
+        xs, dys = zip(*shared.pairs, strict=True)
+        shared.pairs.clear()
         total = ctx.kind.tensor_grad(xs, dys)
         return (total if grad is None else total + grad), None, None
 
 
 class _Step(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, tensor: torch.Tensor, pairs: list,
+    def forward(ctx, x: torch.Tensor, tensor: torch.Tensor, shared: _Shared,
                 kind: type[StepProduct]) -> torch.Tensor:
         ctx.save_for_backward(x, tensor)
-        ctx.pairs, ctx.kind = pairs, kind
-        return kind.product(x, tensor)
+        ctx.shared, ctx.kind = shared, kind
+        return kind.product(x, tensor, shared.prepared)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         x, tensor = ctx.saved_tensors
-        ctx.pairs.append((x, dy))
-        dx = ctx.kind.input_grad(dy, tensor) if ctx.needs_input_grad[0] else None
+        ctx.shared.pairs.append((x, dy))
+        dx = (ctx.kind.input_grad(dy, tensor, ctx.shared.prepared) if ctx.needs_input_grad[0]
+              else None)
         return dx, None, None, None

@@ -223,3 +223,56 @@ def test_flop_counter_counts_onednn_products():
     with FlopCounterMode(display=False) as counter:
         linear(x, w).sum().backward()
     assert counter.get_total_flops() == 3 * 2 * 3 * 4 * 6  # forward, dx, dW
+
+
+@needs_onednn
+def test_packed_weights_equal_plain_products(monkeypatch):
+    from nmt.matmul import mm_nt_packed, pack_weight
+
+    torch.manual_seed(0)
+    w, x = torch.randn(12, 7), torch.randn(5, 7)
+    for weight, a in ((w, x), (w.t(), torch.randn(5, 12))):  # W and W^T (a transposed view)
+        packed = pack_weight(weight, a.size(0))
+        assert packed is not None
+        torch.testing.assert_close(mm_nt_packed(a, packed), a @ weight.t())
+        torch.testing.assert_close(mm_nt_packed(a[:2], packed), a[:2] @ weight.t())  # fewer rows
+    monkeypatch.setattr(matmul, "MIN_MACS", 5 * 12 * 7 + 1)
+    assert pack_weight(w, 5) is None  # too small a product: torch's
+    monkeypatch.setattr(matmul, "MIN_MACS", 0)
+    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
+    assert pack_weight(w, 5) is None
+
+
+@needs_onednn
+def test_step_projection_packs_its_weight_once_per_sequence(monkeypatch):
+    """Teacher forcing's recurrent products use the weight packed once per direction
+    (forward products, input gradients); values and gradients equal F.linear's."""
+    from nmt import recurrence
+    from nmt.recurrence import StepProjection
+
+    packs, packed_calls = [], []
+    real_pack, real_mm = recurrence.pack_weight, recurrence.mm_nt_packed
+    monkeypatch.setattr(recurrence, "pack_weight",
+                        lambda w, rows: packs.append(w.shape) or real_pack(w, rows))
+    monkeypatch.setattr(recurrence, "mm_nt_packed",
+                        lambda a, p: packed_calls.append(a.shape) or real_mm(a, p))
+    torch.manual_seed(3)
+    weight = torch.randn(8, 6, requires_grad=True)
+    x0 = torch.randn(4, 6, requires_grad=True)
+
+    def run(project):
+        h, total = x0, 0.0
+        for _ in range(5):
+            y = project(h)  # (4, 8)
+            total = total + y.cos().sum()
+            h = torch.tanh(y[:, :6])
+        return total
+
+    proj = StepProjection(weight)
+    got = torch.autograd.grad(run(proj), (weight, x0))
+    want = torch.autograd.grad(run(lambda x: F.linear(x, weight)), (weight, x0))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    assert packs == [(8, 6), (6, 8)]  # W for the products, W^T for the input gradients
+    assert len(packed_calls) == 10  # 5 forward products, 5 input gradients
+    assert proj.shared.prepared == {}  # released after the backward pass

@@ -180,7 +180,7 @@ def test_step_projection_defers_the_weight_gradient_exactly():
                                (weight, x0))
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
-    assert proj.pairs == []  # released after the backward pass
+    assert proj.shared.pairs == [] and proj.shared.prepared == {}  # released after backward
     with torch.no_grad():
         assert not StepProjection(weight).deferred
 
