@@ -8,11 +8,23 @@ positions get exactly zero weight. No state is kept on the module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from nmt.matmul import project
-from nmt.recurrence import StepContext
+from nmt.recurrence import StepContext, StepProjection
+
+
+@dataclass
+class StepProducts:
+    """Teacher forcing's products of one sequence whose gradients are computed once per
+    sequence (`nmt.recurrence`): `context` mixes the values with the step's weights; `query`
+    projects the step's query (additive attention; None where scoring has no projection)."""
+
+    context: StepContext
+    query: StepProjection | None = None
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -26,25 +38,34 @@ class Attention(nn.Module):
         """memory (B, S, M) -> keys (B, S, K)."""
         raise NotImplementedError
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query (B, T, Hq), keys (B, S, K) -> scores (B, T, S)."""
+    def scores(self, query: torch.Tensor, keys: torch.Tensor,
+               step_query: StepProjection | None = None) -> torch.Tensor:
+        """query (B, T, Hq), keys (B, S, K) -> scores (B, T, S).
+
+        step_query: `StepProducts.query`, for a single query (T = 1) in teacher forcing."""
         raise NotImplementedError
 
+    def step_products(self, values: torch.Tensor) -> StepProducts:
+        """The `StepProducts` of a teacher-forced sequence over the memory `values`."""
+        return StepProducts(StepContext(values))
+
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor, mix: StepContext | None = None
+                mask: torch.Tensor, products: StepProducts | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shapes: query (B, Hq) or (B, T, Hq); keys (B, S, K); values (B, S, M); mask (B, S).
 
-        mix: with teacher forcing, the sequence's `StepContext` of `values`, through which a
-        single query's context is mixed (the values' gradient then comes as one product per
-        sequence, see `nmt.recurrence`).
+        products: with teacher forcing, the sequence's `StepProducts` (from `step_products`),
+        through which a single query is projected and its context mixed (the gradients of the
+        weights and values then come as one product per sequence, see `nmt.recurrence`).
         Returns context (B, M) or (B, T, M), weights (B, S) or (B, T, S).
         """
         single = query.dim() == 2
         if single:
             query = query.unsqueeze(1)  # (B, 1, Hq)
-        weights = masked_softmax(self.scores(query, keys), mask)  # (B, T, S)
-        context = torch.bmm(weights, values) if mix is None else mix(weights)  # (B, T, M)
+        step_query = None if products is None else products.query
+        weights = masked_softmax(self.scores(query, keys, step_query), mask)  # (B, T, S)
+        context = (torch.bmm(weights, values) if products is None
+                   else products.context(weights))  # (B, T, M)
         if single:
             return context.squeeze(1), weights.squeeze(1)
         return context, weights
@@ -72,8 +93,15 @@ class AdditiveAttention(Attention):
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         return 2 * project(self.key_proj, memory)  # (B, S, A): 2 U h_i
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        q = 2 * project(self.query_proj, query)  # (B, T, A)
+    def step_products(self, values: torch.Tensor) -> StepProducts:
+        return StepProducts(StepContext(values), StepProjection(self.query_proj.weight))
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor,
+               step_query: StepProjection | None = None) -> torch.Tensor:
+        if step_query is None:
+            q = 2 * project(self.query_proj, query)  # (B, T, A)
+        else:  # one query per row
+            q = 2 * step_query(query.squeeze(1)).unsqueeze(1)
         v = self.energy.weight.view(-1)  # (A,)
         B, T, A = q.shape
         if torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad):
@@ -94,7 +122,8 @@ class DotAttention(Attention):
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         return memory
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def scores(self, query: torch.Tensor, keys: torch.Tensor,
+               step_query: StepProjection | None = None) -> torch.Tensor:
         return torch.bmm(query, keys.transpose(1, 2))
 
 

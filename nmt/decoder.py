@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.attention import build_attention
+from nmt.attention import StepProducts, build_attention
 from nmt.config import ModelConfig
 from nmt.dropout import Dropout, dropout
 from nmt.matmul import linear, project
-from nmt.recurrence import StepContext, StepProjection
+from nmt.recurrence import StepProjection
 from nmt.vocab import PAD_ID
 
 
@@ -80,10 +80,11 @@ class DecoderState:
 class SequenceProducts:
     """Teacher forcing's products applied at every step of one sequence, whose gradients are
     computed once per sequence (`nmt.recurrence`): `rec` projects [s_{t-1}; extra] with
-    `Decoder.recurrent_weight`, `context` mixes the memory states with the attention weights."""
+    `Decoder.recurrent_weight`, `attention` projects the query and mixes the memory states
+    (`Attention.step_products`)."""
 
     rec: StepProjection
-    context: StepContext
+    attention: StepProducts
 
 
 @dataclass
@@ -288,7 +289,7 @@ class Decoder(nn.Module):
         products: when teacher forcing steps a whole sequence, its `SequenceProducts`.
         """
         rec = None if products is None else products.rec
-        mix = None if products is None else products.context
+        mix = None if products is None else products.attention
         if self.scheme == "bahdanau":
             context, attn = self.attend(layer(state.h, -1), memory, mix)
             h, c = self._lstm(x_gates, context, state, rec)
@@ -298,11 +299,11 @@ class Decoder(nn.Module):
             context, attn = self.attend(layer(h, -1), memory, mix)
         return h, c, context, attn
 
-    def attend(self, query: torch.Tensor, memory: Memory, mix: StepContext | None = None
+    def attend(self, query: torch.Tensor, memory: Memory, mix: StepProducts | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B*beam, H) -> context (B*beam, M), alpha (B*beam, S); a beam's K queries
         are scored against their sentence's memory row together, as a (B, K, H) sequence.
-        mix: `SequenceProducts.context` (teacher forcing, beam 1)."""
+        mix: `SequenceProducts.attention` (teacher forcing, beam 1)."""
         if memory.beam == 1:
             return self.attention(query, memory.keys, memory.states, memory.mask, mix)
         B = memory.keys.size(0)
@@ -353,7 +354,7 @@ class Decoder(nn.Module):
         emb, x_gates = self.embed_tokens(tgt_in, w_e)  # (B, T, E), (B, T, 4H)
         # once per sequence; the fused inference step has its own concatenated weight
         products = None if self._use_fused else SequenceProducts(
-            StepProjection(self.recurrent_weight(w_x)), StepContext(memory.states))
+            StepProjection(self.recurrent_weight(w_x)), self.attention.step_products(memory.states))
         hoist = fast and not self.input_feeding
         outs, tops, contexts, attns = [], [], [], []
         # unbind, not emb[:, t]: the backward of a slice writes a full-size zero tensor per step

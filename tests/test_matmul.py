@@ -276,3 +276,14 @@ def test_step_projection_packs_its_weight_once_per_sequence(monkeypatch):
     assert packs == [(8, 6), (6, 8)]  # W for the products, W^T for the input gradients
     assert len(packed_calls) == 10  # 5 forward products, 5 input gradients
     assert proj.shared.prepared == {}  # released after the backward pass
+
+
+@needs_onednn
+@pytest.mark.parametrize("attention", ["bahdanau", "general"])
+def test_teacher_forcing_gradients_with_onednn_and_packed_weights(attention):
+    """The step loop's gradient check of test_model, with every product on oneDNN (packed
+    recurrent and query weights included)."""
+    from tests.test_model import test_teacher_forcing_gradients_equal_the_decode_step_loop as check
+
+    check(attention, True, 1)
+    check(attention, True, 2)
