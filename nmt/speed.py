@@ -325,6 +325,12 @@ def decode_curve_phase(cfg: Config, checkpoint: str, split: str, per_bucket: int
 # ---------------------------------------------------------------------------- profile
 
 
+def _fp32_peak() -> float:
+    """The faster of torch's and oneDNN's matmul peaks (oneDNN's is nan where unavailable)."""
+    return max(g for g in (matmul_peak_gflops(repeats=PEAK_REPEATS),
+                           matmul_peak_gflops(repeats=PEAK_REPEATS, backend="onednn")) if g == g)
+
+
 def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
                   warmup: int) -> dict:
     """Top ops by self CPU time of `PROFILE_TRAIN_STEPS` training updates (after `warmup`
@@ -334,9 +340,9 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
     Also how far the matrix products alone bound the share of the peak: over the profiled
     updates, the products' share of the wall time (`profile_train_product_time_share`),
     the GFLOP/s of the counted FLOPs over the products' own time
-    (`profile_train_product_gflops`), and that over the fp32 matmul peak measured after them,
-    the faster of torch's and oneDNN's (`profile_train_share_bound`: the share of the peak
-    if nothing but the products took time).
+    (`profile_train_product_gflops`), and that over the fp32 matmul peak, the faster of
+    torch's and oneDNN's, measured before and after them (`profile_train_share_bound`: the
+    share of the peak if nothing but the products took time).
     """
     from nmt.profile import profile_run, top_ops
     from nmt.train import Trainer
@@ -349,11 +355,12 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
         # profiled twice, the first run untimed: the profiler's own allocations grow the heap
         # (`keep_freed_memory`), and the page faults of that growth would land on the products
         profile_run(lambda: timed_updates(trainer, batches, warmup, PROFILE_TRAIN_STEPS))
+        peaks = [_fp32_peak()]  # before and after the profiled run (the machine drifts)
         prof = profile_run(lambda: timed_updates(trainer, batches, warmup, PROFILE_TRAIN_STEPS))
+        peaks.append(_fp32_peak())
         flops = sum(counted_flops(trainer, batches[i % len(batches)])
                     for i in range(warmup, warmup + PROFILE_TRAIN_STEPS))
-        peak = max(g for g in (matmul_peak_gflops(), matmul_peak_gflops(backend="onednn"))
-                   if g == g)  # the faster of torch's and oneDNN's (nan: unavailable)
+        peak = statistics.mean(peaks)
         product_gflops = flops / (prof.product_ms / 1000) / 1e9
         out = {"profile_train": prof.ops,
                "profile_train_product_time_share": prof.product_ms / prof.wall_ms,
