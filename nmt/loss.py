@@ -89,8 +89,9 @@ class _OutputLoss(torch.autograd.Function):
                 dh.sub_(torch.outer(keep_f, weight.sum(dim=0)), alpha=eps / V)
             dh.mul_(grad)
         if ctx.needs_input_grad[1]:  # g (p^T h - eps/V 1_V (sum_n keep_n h_n)^T)
-            dw = mm_nt(p.t(), h.t())
+            # scaled into the weight's own layout (oneDNN gives p^T h as a transposed view),
+            # which autograd then keeps as the gradient instead of copying it
+            dw = torch.mul(mm_nt(p.t(), h.t()), grad, out=torch.empty_like(weight))
             if eps:
-                dw.sub_(keep_f @ h, alpha=eps / V)
-            dw.mul_(grad)
+                dw.sub_((keep_f @ h) * (grad * (eps / V)))  # (A,), on every row
         return dh, dw, None, None, None

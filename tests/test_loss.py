@@ -40,6 +40,7 @@ def test_equals_torchs_loss_and_gradients(monkeypatch, eps, onednn):
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert got[1][0, 6:].abs().max() == 0  # no gradient from pad rows
+    assert got[2].is_contiguous()  # the weight's layout: autograd keeps it without a copy
 
 
 def test_gradient_scales_with_upstream_gradient():
