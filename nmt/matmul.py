@@ -32,7 +32,7 @@ On by default where available; `NMT_ONEDNN_MATMUL=0` keeps every product with to
   2048) the reorder of the 8 MB weight is a third of the call. `pack_weight` reorders once
   (`torch.ops.mkldnn._reorder_linear_weight`, as torch's compiler does for frozen models) and
   `mm_nt_packed` multiplies with the result; teacher forcing packs the recurrent weight once
-  per sequence (`nmt.recurrence.StepProjection`).
+  per sequence (`nmt.recurrence.StepProjection`). `NMT_PACK_WEIGHTS=0` turns it off.
 `_linear_pointwise` is an internal op (torch's compiler uses it for frozen CPU models): if a
 torch build lacks it or it fails on a probe, everything here falls back to `torch.mm`.
 """
@@ -114,11 +114,12 @@ def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def pack_weight(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
     """weight (N, K), either layout -> oneDNN's blocked layout of it, for `mm_nt_packed` with
-    about `rows` rows; None where `mm_nt` would not use oneDNN for such a product (or packing
-    is unavailable): the caller keeps `mm_nt`. The packed copy does not follow later changes
-    to `weight` and carries no autograd."""
+    about `rows` rows; None where `mm_nt` would not use oneDNN for such a product, or packing
+    is unavailable or off (`NMT_PACK_WEIGHTS=0`): the caller keeps `mm_nt`. The packed copy
+    does not follow later changes to `weight` and carries no autograd."""
     if not (_fp32_cpu_matrix(weight) and rows * weight.numel() >= MIN_MACS and _dense(weight)
-            and _enabled() and _packing_available()):
+            and _enabled() and os.environ.get("NMT_PACK_WEIGHTS", "1") != "0"
+            and _packing_available()):
         return None
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
 

@@ -9,6 +9,7 @@ Attention weights are always (B, T, S).
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -42,12 +43,14 @@ class ModelOutput:
     def loss(self, target: torch.Tensor, smoothing: float) -> torch.Tensor:
         """The summed label-smoothed cross-entropy over non-pad targets; target (B, T).
 
-        Fused with the output layer (`nmt.loss.output_loss`) unless autocast is on or the
-        layer is not a plain `nn.Linear` without a bias; then torch's op on `logits`.
+        Fused with the output layer (`nmt.loss.output_loss`) unless autocast is on, the
+        layer is not a plain `nn.Linear` without a bias, or `NMT_FUSED_LOSS=0`; then torch's
+        op on `logits`.
         """
         layer = self.generator
         if (type(layer) is nn.Linear and layer.bias is None
-                and not torch.is_autocast_enabled(self.hidden.device.type)):
+                and not torch.is_autocast_enabled(self.hidden.device.type)
+                and os.environ.get("NMT_FUSED_LOSS", "1") != "0"):
             return output_loss(self.hidden, layer.weight, target, smoothing, PAD_ID)
         return cross_entropy(self.logits, target, smoothing, PAD_ID)
 

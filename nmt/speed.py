@@ -12,7 +12,8 @@ phase's numbers depend on what ran before it):
   inputs of 1-10, 11-20, ..., 91-100 subword tokens made from the split (`length_inputs`);
 - `profile`: the ops with the most self CPU time (`nmt.profile`) in a few training steps
   and, with a trained model, in beam-5 decoding of the split's first N sentences; and the
-  share of the peak the training steps' matrix products alone would allow.
+  share of the peak the training steps' matrix products alone would allow;
+- `ab`: two training code paths timed against each other in one process (`nmt.speed_ab`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from nmt.config import Config, load_config
 from nmt.decode_variants import parse_variants, variants_phase
 from nmt.device import keep_freed_memory
 from nmt.errors import NmtError
+from nmt.speed_ab import ab_phase, parse_switches
 from nmt.vocab import SubwordVocab, Vocabs
 
 if TYPE_CHECKING:
@@ -381,7 +383,7 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
 def phase_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nmt.speed")
     parser.add_argument("--phase", required=True, choices=(
-        "peak", "train", "decode", "train_curve", "decode_curve", "profile", "variants"))
+        "peak", "train", "decode", "train_curve", "decode_curve", "profile", "variants", "ab"))
     parser.add_argument("--config", required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--steps", type=int, default=50)
@@ -395,6 +397,8 @@ def phase_parser() -> argparse.ArgumentParser:
     parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS)
     parser.add_argument("--profile", type=int, default=0)
     parser.add_argument("--variants", default="fused")
+    parser.add_argument("--ab", action="append", default=[])
+    parser.add_argument("--ab-pairs", type=int, default=20)
     return parser
 
 
@@ -404,8 +408,11 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
             "--steps", str(args.steps), "--warmup", str(args.warmup), "--split", args.split,
             "--curve-inputs", str(args.curve_inputs), "--curve-steps", str(args.curve_steps),
             "--profile", str(args.profile), "--variants", args.variants or "fused",
-            "--curve-batch-tokens", *[str(n) for n in args.curve_batch_tokens]]
+            "--curve-batch-tokens", *[str(n) for n in args.curve_batch_tokens],
+            "--ab-pairs", str(args.ab_pairs)]
     argv += ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    for switch in args.ab:
+        argv += ["--ab", switch]
     for override in args.set:
         argv += ["--set", override]
     res = subprocess.run([sys.executable, "-m", "nmt.speed", *argv], capture_output=True,
@@ -418,7 +425,7 @@ def run_phase(args: argparse.Namespace, phase: str) -> dict:
 def child_main(argv: list[str] | None = None) -> None:
     args = phase_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.phase in TRAINING_PHASES:  # as training runs (`Trainer`); decoding does not
+    if args.phase in (*TRAINING_PHASES, "ab"):  # as training (`Trainer`); decoding does not
         keep_freed_memory()
     if args.phase == "peak":
         print(json.dumps({"matmul_peak_gflops": matmul_peak_gflops(),
@@ -436,6 +443,7 @@ def child_main(argv: list[str] | None = None) -> None:
                                          args.warmup),
         "variants": lambda: variants_phase(cfg, args.checkpoint, args.split,
                                            parse_variants(args.variants)),
+        "ab": lambda: ab_phase(cfg, parse_switches(args.ab), args.ab_pairs, args.warmup),
     }
     print(json.dumps(phases[args.phase]()))
 

@@ -115,3 +115,16 @@ def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
         loss = out.loss(tgt, 0.1)
     assert not calls and loss.dtype == torch.float32
     torch.testing.assert_close(loss, cross_entropy(out.logits, tgt, 0.1, PAD_ID))
+
+
+def test_switch_off_uses_torchs_op(monkeypatch):
+    """`NMT_FUSED_LOSS=0` (what `bench_speed --ab` compares against) takes torch's op."""
+    calls = []
+    monkeypatch.setattr("nmt.model.output_loss", lambda *a: calls.append(a))
+    monkeypatch.setenv("NMT_FUSED_LOSS", "0")
+    model = build_model(tiny_config(), 20, 25)
+    src, lengths = padded_batch([6, 4])
+    tgt = torch.randint(4, 25, (2, 5))
+    out = model(src, lengths, tgt)
+    torch.testing.assert_close(out.loss(tgt, 0.1), cross_entropy(out.logits, tgt, 0.1, PAD_ID))
+    assert not calls

@@ -239,6 +239,9 @@ def test_packed_weights_equal_plain_products(monkeypatch):
     monkeypatch.setattr(matmul, "MIN_MACS", 5 * 12 * 7 + 1)
     assert pack_weight(w, 5) is None  # too small a product: torch's
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
+    monkeypatch.setenv("NMT_PACK_WEIGHTS", "0")
+    assert pack_weight(w, 5) is None  # switched off
+    monkeypatch.delenv("NMT_PACK_WEIGHTS")
     monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
     assert pack_weight(w, 5) is None
 

@@ -254,3 +254,49 @@ def test_flop_count_includes_lstm_layers(batch_first):
         out, _ = lstm(x)
         out.sum().backward()
     assert counter.get_total_flops() == 2 * 3 * 2 * 5 * 7 * 32 * (12 + 8)
+
+
+def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeypatch, capsys):
+    """`--ab`: the switch is set for path B only, both paths run the same batches, and the
+    process environment is as before afterwards."""
+    import os
+
+    from nmt import model as model_module
+
+    monkeypatch.delenv("NMT_FUSED_LOSS", raising=False)
+    monkeypatch.setattr(speed.subprocess, "run", run_in_process)
+    monkeypatch.setattr(speed, "matmul_peak_gflops", lambda **_: 50.0)
+    paths = []  # the switch's value at every loss computed
+    real_loss = model_module.ModelOutput.loss
+    monkeypatch.setattr(model_module.ModelOutput, "loss", lambda self, *a: paths.append(
+        os.environ.get("NMT_FUSED_LOSS")) or real_loss(self, *a))
+    out = tmp_path / "ab.json"
+    assert main(["--config", str(toy.cfg_file), "--json", str(out), "--threads", "1",
+                 "--skip-train", "--warmup", "2", "--ab", "NMT_FUSED_LOSS=0",
+                 "--ab-pairs", "2"]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["ab_switches"] == {"NMT_FUSED_LOSS": "0"} and result["ab_pairs"] == 2
+    assert result["ab_time_ratio_min"] <= result["ab_time_ratio"] <= result["ab_time_ratio_max"]
+    assert result["ab_tokens_per_s_a"] > 0 and result["ab_tokens_per_s_b"] > 0
+    # warm-up alternates A, B; then pairs A B and B A, 3 batches each
+    assert paths == [None, "0"] + [None] * 3 + ["0"] * 3 + ["0"] * 3 + [None] * 3
+    assert "NMT_FUSED_LOSS" not in os.environ
+    assert "ab_switches: NMT_FUSED_LOSS=0" in capsys.readouterr().out
+
+
+def test_ab_rejects_what_is_not_a_switch(toy, tmp_path, capsys):
+    assert main(["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json"),
+                 "--ab", "FUSED_LOSS"]) == 2
+    assert "--ab 'FUSED_LOSS'" in capsys.readouterr().err
+
+
+def test_environment_restores_previous_values(monkeypatch):
+    import os
+
+    from nmt.speed_ab import environment
+
+    monkeypatch.setenv("NMT_A", "kept")
+    monkeypatch.delenv("NMT_B", raising=False)
+    with environment({"NMT_A": "0", "NMT_B": "1"}):
+        assert os.environ["NMT_A"] == "0" and os.environ["NMT_B"] == "1"
+    assert os.environ["NMT_A"] == "kept" and "NMT_B" not in os.environ

@@ -2,7 +2,8 @@
 
 Optionally also how the cost grows (`--curves`: JSON `train_curve`, `decode_curve`) and where
 the CPU time goes (`--profile N`: JSON `profile_train`, `profile_decode_beam5`, and the share
-of the peak the training steps' products alone allow, `profile_train_share_bound`).
+of the peak the training steps' products alone allow, `profile_train_share_bound`), and one
+training code path against another in one process (`--ab NMT_NAME=VALUE`: `ab_time_ratio`).
 """
 
 from __future__ import annotations
@@ -44,12 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", metavar="LIST",
                         help="with --checkpoint: time and score decoding with each of "
                              "plain,fused,int8,shortlist,int8+shortlist (comma-separated)")
+    parser.add_argument("--ab", action="append", default=[], metavar="NMT_NAME=VALUE",
+                        help="also time training with this switch set (path B) against the "
+                             "default (path A) in one process, on the same batches; repeatable "
+                             "(e.g. NMT_FUSED_LOSS=0, NMT_PACK_WEIGHTS=0, NMT_ONEDNN_MATMUL=0)")
+    parser.add_argument("--ab-pairs", type=int, default=20, metavar="N",
+                        help="timed A/B pairs (each path on the same 3 batches)")
     parser.add_argument("--skip-train", action="store_true",
                         help="leave out the training phases (decoding figures only)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    for name in ("steps", "curve_inputs", "curve_steps"):
+    from nmt.speed_ab import parse_switches
+
+    parse_switches(args.ab)
+    for name in ("steps", "curve_inputs", "curve_steps", "ab_pairs"):
         if getattr(args, name) < 1:
             raise NmtError(f"--{name.replace('_', '-')}: must be >= 1")
     if args.warmup < 0 or args.profile < 0 or min(args.curve_batch_tokens) < 1:
@@ -85,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             result.update(run_phase(args, "decode_curve"))
     if args.profile:
         result.update(run_phase(args, "profile"))
+    if args.ab:
+        result.update(run_phase(args, "ab"))
     with atomic_open(args.json) as f:
         json.dump(result, f, indent=1)
         f.write("\n")
@@ -116,6 +128,8 @@ def print_result(result: dict) -> None:
     for key, value in result.items():
         if isinstance(value, float):
             print(f"{key}: {value:.4g}")
+    if result.get("ab_switches"):  # what path B set
+        print("ab_switches: " + " ".join(f"{k}={v}" for k, v in result["ab_switches"].items()))
     for key in ("train_curve", "decode_curve"):
         if result.get(key):
             print("\n" + format_rows(result[key], key))
