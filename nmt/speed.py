@@ -39,7 +39,7 @@ from nmt.config import Config, load_config
 from nmt.decode_variants import parse_variants, variants_phase
 from nmt.device import keep_freed_memory
 from nmt.errors import NmtError
-from nmt.speed_ab import ab_phase, parse_switches
+from nmt.speed_ab import parse_switches, time_paths
 from nmt.vocab import SubwordVocab, Vocabs
 
 if TYPE_CHECKING:
@@ -378,6 +378,14 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
 
 
 # ---------------------------------------------------------------------------- processes
+
+
+def ab_phase(cfg: Config, switches: dict[str, str], pairs: int, warmup: int) -> dict:
+    """Training with `switches` set against the default, in this process (`nmt.speed_ab`)."""
+    from nmt.train import Trainer
+
+    with scratch_model_dir(cfg) as (model_dir, vocabs):
+        return time_paths(Trainer(cfg, model_dir, vocabs, quiet=True), switches, pairs, warmup)
 
 
 def phase_parser() -> argparse.ArgumentParser:

@@ -22,9 +22,12 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from nmt.config import Config
 from nmt.errors import NmtError
+
+if TYPE_CHECKING:
+    from nmt.train import Trainer
 
 AB_BATCHES = 3  # batches per timed half of a pair
 SWITCH = re.compile(r"(NMT_[A-Z0-9_]+)=(.*)")
@@ -56,29 +59,24 @@ def environment(switches: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def ab_phase(cfg: Config, switches: dict[str, str], pairs: int, warmup: int) -> dict:
-    """`pairs` timed pairs after `warmup` untimed updates (both paths, alternating)."""
-    from nmt.speed import scratch_model_dir, timed_updates
-    from nmt.train import Trainer
-
-    with scratch_model_dir(cfg) as (model_dir, vocabs):
-        trainer = Trainer(cfg, model_dir, vocabs, quiet=True)
-        batches = trainer.batches.epoch_batches(0)
-        trainer.model.train()
-        for i in range(warmup):  # both paths warm (their own buffers, oneDNN primitives)
-            with environment(switches if i % 2 else {}):
-                timed_updates(trainer, batches, i, 1)
-        seconds: dict[str, list[float]] = {"A": [], "B": []}
-        tokens = 0
-        for i in range(pairs):
-            group = [batches[(warmup + AB_BATCHES * i + j) % len(batches)]
-                     for j in range(AB_BATCHES)]
-            for path in ("AB" if i % 2 == 0 else "BA"):
-                with environment(switches if path == "B" else {}):
-                    start = time.perf_counter()
-                    n = sum(trainer.train_update([g], step=False)[1] for g in group)
-                    seconds[path].append(time.perf_counter() - start)
-            tokens += n
+def time_paths(trainer: Trainer, switches: dict[str, str], pairs: int, warmup: int) -> dict:
+    """`pairs` timed pairs after `warmup` untimed updates (both paths, alternating), on the
+    trainer's first-epoch batches."""
+    batches = trainer.batches.epoch_batches(0)
+    trainer.model.train()
+    for i in range(warmup):  # both paths warm (their own buffers, oneDNN primitives)
+        with environment(switches if i % 2 else {}):
+            trainer.train_update([batches[i % len(batches)]])
+    seconds: dict[str, list[float]] = {"A": [], "B": []}
+    tokens = 0
+    for i in range(pairs):
+        group = [batches[(warmup + AB_BATCHES * i + j) % len(batches)] for j in range(AB_BATCHES)]
+        for path in ("AB" if i % 2 == 0 else "BA"):
+            with environment(switches if path == "B" else {}):
+                start = time.perf_counter()
+                n = sum(trainer.train_update([g], step=False)[1] for g in group)
+                seconds[path].append(time.perf_counter() - start)
+        tokens += n
     ratios = [b / a for a, b in zip(seconds["A"], seconds["B"], strict=True)]
     return {"ab_switches": switches, "ab_pairs": pairs,
             "ab_time_ratio": statistics.median(ratios), "ab_time_ratio_min": min(ratios),

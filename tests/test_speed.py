@@ -40,10 +40,10 @@ def test_bench_speed_reports_all_keys(toy, tmp_path, capsys):
     out = tmp_path / "speed.json"
     assert main(["--config", str(toy.cfg_file), "--json", str(out), "--steps", "3", "--warmup",
                  "1", "--threads", "1", "--checkpoint", str(toy.model), "--split",
-                 "test"]) == 0
+                 "test", "--ab", "NMT_FUSED_LOSS=0", "--ab-pairs", "1"]) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
     for key in ("matmul_peak_gflops", "train_tokens_per_s", "train_flops_per_token",
-                "train_gflops", "train_peak_share", "train_peak_rss_mib",
+                "train_gflops", "train_peak_share", "train_peak_rss_mib", "ab_time_ratio",
                 "decode_greedy_sents_per_s", "decode_beam5_sents_per_s", "decode_peak_rss_mib"):
         assert result[key] > 0, key
     # counted FLOPs per token are at least the output projection's forward + backward
