@@ -4,8 +4,9 @@ Each phase runs in its own process (so each reports its own peak resident memory
 phase's numbers depend on what ran before it):
 - `peak`: fp32 matmul GFLOP/s with the same thread count (median of several timed runs);
 - `train`: `steps` training steps after `warmup` steps on the config's corpus; target
-  tokens/s, model FLOPs per target token (counted with `torch.utils.flop_counter` on real
-  batches, forward + backward), achieved GFLOP/s and its share of the peak;
+  tokens/s, model FLOPs per target token (counted on real batches, forward + backward, with
+  `torch.utils.flop_counter` and the formulas of `nmt.flops`), achieved GFLOP/s and its
+  share of the peak;
 - `decode`: greedy and beam-5 decoding of a test split with a trained model directory;
 - `train_curve`: target tokens/s of a few training steps at each of several batch sizes;
 - `decode_curve`: ms per sentence of greedy and beam-5 decoding against source length, on
@@ -33,12 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from nmt.config import Config, load_config
 from nmt.decode_variants import parse_variants, variants_phase
 from nmt.device import keep_freed_memory
 from nmt.errors import NmtError
+from nmt.flops import count_flops
 from nmt.speed_ab import parse_switches, time_paths
 from nmt.vocab import SubwordVocab, Vocabs
 
@@ -57,44 +58,6 @@ WARMUP_SENTS = 8  # decoded untimed before decoding is timed or profiled
 TRAINING_PHASES = ("peak", "train", "train_curve")  # run with `keep_freed_memory`
 PEAK_EVERY = 5  # timed training updates between two matmul peak measurements
 PEAK_REPEATS = 3  # timed matmuls per peak measurement inside the train phase
-
-
-# ---------------------------------------------------------------------------- FLOPs
-
-# `torch.utils.flop_counter` counts matmuls and convolutions, but not oneDNN's LSTM layers
-# (the encoder; the decoder LSTM of Luong without input feeding) nor matrix-vector products
-# (additive attention's v): without these formulas their FLOPs would be missing from
-# `train_flops_per_token`, and the share of peak would be understated. An LSTM layer over
-# T x B positions (padding included, as for every counted op) with weights W_ih (4H, I) and
-# W_hh (4H, H) costs 2 T B 4H (I + H) forward and twice that backward (input and weight
-# gradients).
-_aten = torch.ops.aten
-
-
-def _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape) -> int:
-    positions = input_shape[0] * input_shape[1]  # T x B, either order (batch_first)
-    return 2 * positions * (w_ih_shape[0] * w_ih_shape[1] + w_hh_shape[0] * w_hh_shape[1])
-
-
-@register_flop_formula(_aten.mkldnn_rnn_layer)
-def _lstm_forward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
-    return _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
-
-
-@register_flop_formula(_aten.mkldnn_rnn_layer_backward)
-def _lstm_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
-    return 2 * _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
-
-
-if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # oneDNN products (`nmt.matmul`)
-    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
-    def _onednn_linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
-        return 2 * x_shape[0] * x_shape[1] * w_shape[0]
-
-
-@register_flop_formula(_aten.mv)
-def _mv_flops(a_shape, v_shape, *args, **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1]
 
 
 def peak_rss_mib() -> float:
@@ -148,9 +111,7 @@ def timed_updates(trainer: Trainer, batches: list[list[int]], start: int,
 def counted_flops(trainer: Trainer, batch_indices: list[int]) -> float:
     """Model FLOPs (matmuls etc., as `torch.utils.flop_counter` counts them) of the forward
     and backward pass of one batch, without an update (weights and optimizer untouched)."""
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_update([batch_indices], step=False)
-    return counter.get_total_flops()
+    return count_flops(lambda: trainer.train_update([batch_indices], step=False))
 
 
 def train_phase(cfg: Config, steps: int, warmup: int) -> dict:

@@ -242,18 +242,17 @@ def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
 
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_flop_count_includes_lstm_layers(batch_first):
-    """torch's counter has no formula for oneDNN's LSTM layers; nmt.speed adds one: a
+    """torch's counter has no formula for oneDNN's LSTM layers; nmt.flops adds one: a
     bidirectional layer over T x B positions costs 3 x 2 x T B 4H (I + H) per direction
     forward + backward (the counter would report 0 without it)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from nmt.flops import count_flops
 
     lstm = torch.nn.LSTM(12, 8, batch_first=batch_first, bidirectional=True)
     x = torch.randn(5, 7, 12)
-    with FlopCounterMode(display=False) as counter:
-        out, _ = lstm(x)
-        out.sum().backward()
-    assert counter.get_total_flops() == 2 * 3 * 2 * 5 * 7 * 32 * (12 + 8)
+    flops = count_flops(lambda: lstm(x)[0].sum().backward())
+    assert flops == 2 * 3 * 2 * 5 * 7 * 32 * (12 + 8)
 
 
 def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeypatch, capsys):
