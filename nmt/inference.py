@@ -2,7 +2,9 @@
 
 `prepare_for_inference(model)` puts the model in eval mode and fuses the decoder's LSTM step
 (`Decoder.fuse`): the first layer's embedding gates become a (V, 4H) lookup table and the
-recurrent and extra inputs share one matmul. This is exact up to float rounding.
+recurrent and extra inputs share one matmul. This is exact up to float rounding. In fp32 it
+also packs the weights of the layers every step runs for oneDNN (`nmt.matmul.pack_linear`),
+so that oneDNN does not reorder them at every step.
 
 With `quantize=True` every `nn.Linear` (attention, output layer, fused LSTM step, bridge,
 output projection) and the encoder's LSTM get int8 weights with dynamic (per-batch)
@@ -25,6 +27,7 @@ from torch import nn
 from nmt.checkpoint import load_model
 from nmt.config import Config
 from nmt.errors import NmtError
+from nmt.matmul import pack_linear
 from nmt.model import Seq2Seq
 from nmt.vocab import Vocabs
 
@@ -34,6 +37,8 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
     model.eval()
     model.decoder.fuse()
     if not quantize:
+        for layer in step_linears(model):
+            pack_linear(layer)
         return model
     if next(model.parameters()).device.type != "cpu":
         raise NmtError("--quantize: int8 dynamic quantization runs on the CPU only")
@@ -49,6 +54,15 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
         linears = {name: default_dynamic_qconfig for name, m in model.named_modules()
                    if isinstance(m, nn.Linear) and m.out_features > 1}
         return quantize_dynamic(model, linears, dtype=torch.qint8, inplace=True)
+
+
+def step_linears(model: Seq2Seq) -> list[nn.Linear]:
+    """The `nn.Linear`s every decoding step runs (fused LSTM step, attention query, output
+    projection, output layer), whose weights `prepare_for_inference` packs for oneDNN."""
+    decoder = model.decoder
+    layers = [decoder.fused.rec, *decoder.fused.upper, decoder.out_proj, model.generator,
+              getattr(decoder.attention, "query_proj", None)]
+    return [m for m in layers if type(m) is nn.Linear]
 
 
 def load_for_inference(checkpoint: str | Path, quantize: bool = False

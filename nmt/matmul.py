@@ -32,7 +32,9 @@ On by default where available; `NMT_ONEDNN_MATMUL=0` keeps every product with to
   2048) the reorder of the 8 MB weight is a third of the call. `pack_weight` reorders once
   (`torch.ops.mkldnn._reorder_linear_weight`, as torch's compiler does for frozen models) and
   `mm_nt_packed` multiplies with the result; teacher forcing packs the recurrent weight once
-  per sequence (`nmt.recurrence.StepProjection`). `NMT_PACK_WEIGHTS=0` turns it off.
+  per sequence (`nmt.recurrence.StepProjection`), fp32 decoding the step's layers once
+  (`pack_linear`, from `nmt.inference.prepare_for_inference`). `NMT_PACK_WEIGHTS=0` turns
+  it off.
 `_linear_pointwise` is an internal op (torch's compiler uses it for frozen CPU models): if a
 torch build lacks it or it fails on a probe, everything here falls back to `torch.mm`.
 """
@@ -172,9 +174,42 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return out if bias is None else out + bias
 
 
+def pack_linear(layer: torch.nn.Linear, rows: int = 64) -> bool:
+    """Keep a copy of `layer`'s weight packed for oneDNN (`pack_weight`), which `project`
+    uses without autograd for as long as the weight is unchanged: decoding's step products,
+    whose weights are fixed. Returns whether it packed (see `pack_weight`)."""
+    packed = pack_weight(layer.weight, rows)
+    weight = layer.weight
+    layer._packed_weight = None if packed is None else (packed, weight.data_ptr(), weight._version)
+    return packed is not None
+
+
+def _packed_for(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
+    """`layer`'s packed weight from `pack_linear`, if it still holds the weight and `linear`
+    would give this product to oneDNN without autograd."""
+    entry = getattr(layer, "_packed_weight", None)
+    if entry is None:
+        return None
+    packed, ptr, version = entry
+    weight = layer.weight
+    if (ptr != weight.data_ptr() or version != weight._version
+            or os.environ.get("NMT_PACK_WEIGHTS", "1") == "0"):
+        return None  # stale (the weight changed) or switched off
+    if (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            or x.dtype != torch.float32 or x.device.type != "cpu"
+            or x.numel() * weight.size(0) < MIN_MACS or not _enabled()):
+        return None
+    return packed
+
+
 def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """layer(x) for an `nn.Linear` (with `linear`'s products); any other module (e.g. an int8
-    one, after `inference.quantize`) is called as it is."""
+    """layer(x) for an `nn.Linear` (with `linear`'s products, or one oneDNN call with its
+    packed weight from `pack_linear`); any other module (e.g. an int8 one, after
+    `inference.quantize`) is called as it is."""
     if type(layer) is not torch.nn.Linear:
         return layer(x)
+    packed = _packed_for(layer, x)
+    if packed is not None:
+        rows = x.reshape(-1, x.size(-1)).contiguous()
+        return onednn_mm_nt(rows, packed, layer.bias).view(*x.shape[:-1], layer.out_features)
     return linear(x, layer.weight, layer.bias)

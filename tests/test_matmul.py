@@ -287,3 +287,48 @@ def test_teacher_forcing_gradients_with_onednn_and_packed_weights(attention):
 
     check(attention, True, 1)
     check(attention, True, 2)
+
+
+@needs_onednn
+def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_calls):
+    """prepare_for_inference packs every step layer; search then multiplies with the packed
+    weights (oneDNN's layout), and gives what the unpacked products give."""
+    from nmt.inference import step_linears
+
+    torch.manual_seed(4)
+    model = prepare_for_inference(build_model(tiny_config("bahdanau", True), 30, 30))
+    layers = step_linears(model)
+    assert len(layers) == 4 and all(layer._packed_weight is not None for layer in layers)
+    src, lengths = padded_batch([6, 2, 5], vocab=30, seed=2)
+
+    def run():
+        with torch.inference_mode():
+            return [h for n in beam_search(model, src, lengths, beam_size=3) for h in n]
+
+    packed = run()
+    assert any(b.layout == torch._mkldnn for _, b in onednn_calls)
+    onednn_calls.clear()
+    monkeypatch.setenv("NMT_PACK_WEIGHTS", "0")
+    plain = run()
+    assert not any(b.layout == torch._mkldnn for _, b in onednn_calls)
+    assert [h.tokens for h in packed] == [h.tokens for h in plain]
+    for a, b in zip(packed, plain, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+@needs_onednn
+def test_a_changed_weight_is_not_multiplied_packed():
+    from nmt.matmul import pack_linear
+
+    torch.manual_seed(5)
+    layer, x = nn.Linear(8, 6), torch.randn(4, 8)
+    assert pack_linear(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
+        layer.weight.mul_(-2.0)  # in place: the packed copy is stale
+        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
+        layer.weight = nn.Parameter(torch.randn(6, 8))  # replaced
+        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
+    y = project(layer, x.requires_grad_())  # autograd: the plain products, with gradients
+    y.sum().backward()
+    assert x.grad is not None and layer.weight.grad is not None
