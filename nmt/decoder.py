@@ -289,23 +289,23 @@ class Decoder(nn.Module):
         products: when teacher forcing steps a whole sequence, its `SequenceProducts`.
         """
         rec = None if products is None else products.rec
-        mix = None if products is None else products.attention
+        attn_products = None if products is None else products.attention
         if self.scheme == "bahdanau":
-            context, attn = self.attend(layer(state.h, -1), memory, mix)
+            context, attn = self.attend(layer(state.h, -1), memory, attn_products)
             h, c = self._lstm(x_gates, context, state, rec)
         else:
             feed = state.feed if self.input_feeding else None
             h, c = self._lstm(x_gates, feed, state, rec)
-            context, attn = self.attend(layer(h, -1), memory, mix)
+            context, attn = self.attend(layer(h, -1), memory, attn_products)
         return h, c, context, attn
 
-    def attend(self, query: torch.Tensor, memory: Memory, mix: StepProducts | None = None
+    def attend(self, query: torch.Tensor, memory: Memory, products: StepProducts | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B*beam, H) -> context (B*beam, M), alpha (B*beam, S); a beam's K queries
         are scored against their sentence's memory row together, as a (B, K, H) sequence.
-        mix: `SequenceProducts.attention` (teacher forcing, beam 1)."""
+        products: `SequenceProducts.attention` (teacher forcing, beam 1)."""
         if memory.beam == 1:
-            return self.attention(query, memory.keys, memory.states, memory.mask, mix)
+            return self.attention(query, memory.keys, memory.states, memory.mask, products)
         B = memory.keys.size(0)
         context, attn = self.attention(query.view(B, memory.beam, -1), memory.keys,
                                        memory.states, memory.mask)  # (B, K, M), (B, K, S)

@@ -61,10 +61,11 @@ class _OutputLoss(torch.autograd.Function):
         z_target = z.gather(1, target.unsqueeze(1)).squeeze(1)
         p = torch.ops.aten._softmax.out(z, 1, False, out=z)  # (N, V) in z's buffer
         lse = z_max - p.amax(dim=1).log()  # max_v p_v = exp(z_max - lse)
-        z_sum = h @ weight.sum(dim=0)  # sum_v z_v, without a pass over z
+        w_sum = weight.sum(dim=0)  # (A,): sum_v W_v
+        z_sum = h @ w_sum  # sum_v z_v, without a pass over z
         keep = target != ignore_index  # (N,)
         losses = lse - (1.0 - smoothing) * z_target - (smoothing / V) * z_sum
-        ctx.save_for_backward(h, weight, target, p, keep)
+        ctx.save_for_backward(h, weight, target, p, keep, w_sum)
         ctx.smoothing = smoothing
         ctx.used = False
         return torch.where(keep, losses, 0.0).sum()
@@ -74,7 +75,7 @@ class _OutputLoss(torch.autograd.Function):
         if ctx.used:
             raise RuntimeError("output_loss: backward can run only once (its buffer is reused)")
         ctx.used = True
-        h, weight, target, p, keep = ctx.saved_tensors
+        h, weight, target, p, keep, w_sum = ctx.saved_tensors
         eps, V = ctx.smoothing, weight.size(0)
         # p becomes p - (1 - eps) onehot(y) on kept rows, 0 on pad rows (in place)
         p.index_fill_(0, (~keep).nonzero().squeeze(1), 0.0)
@@ -86,7 +87,7 @@ class _OutputLoss(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # g (p W - eps/V keep (sum_v W_v)^T)
             dh = mm_nt(p, weight.t())
             if eps:
-                dh.sub_(torch.outer(keep_f, weight.sum(dim=0)), alpha=eps / V)
+                dh.sub_(torch.outer(keep_f, w_sum), alpha=eps / V)
             dh.mul_(grad)
         if ctx.needs_input_grad[1]:  # g (p^T h - eps/V 1_V (sum_n keep_n h_n)^T)
             # scaled into the weight's own layout (oneDNN gives p^T h as a transposed view),

@@ -120,8 +120,7 @@ def pack_weight(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
     is unavailable or off (`NMT_PACK_WEIGHTS=0`): the caller keeps `mm_nt`. The packed copy
     does not follow later changes to `weight` and carries no autograd."""
     if not (_fp32_cpu_matrix(weight) and rows * weight.numel() >= MIN_MACS and _dense(weight)
-            and _enabled() and os.environ.get("NMT_PACK_WEIGHTS", "1") != "0"
-            and _packing_available()):
+            and _enabled() and _packing_on() and _packing_available()):
         return None
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
 
@@ -129,6 +128,11 @@ def pack_weight(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
 def mm_nt_packed(a: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
     """a (M, K) @ W^T -> (M, N) for W packed by `pack_weight`; one oneDNN call, no autograd."""
     return onednn_mm_nt(a.contiguous(), packed)
+
+
+def _packing_on() -> bool:
+    """Packing not switched off (`NMT_PACK_WEIGHTS=0`, read at each call)."""
+    return os.environ.get("NMT_PACK_WEIGHTS", "1") != "0"
 
 
 @functools.cache
@@ -157,11 +161,12 @@ class _Linear(torch.autograd.Function):
         return dx, dw
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-           ) -> torch.Tensor:
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           packed: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`: x (.., in) @ W^T (+ b), W (out, in) -> (.., out), on oneDNN
     where `mm_nt` would use it: with autograd (training) its three products through `mm_nt`,
-    without it (decoding) one oneDNN call with the bias. Otherwise `F.linear` itself."""
+    without it (decoding) one oneDNN call with the bias, with `packed` (`pack_weight` of this
+    very weight) where given. Otherwise `F.linear` itself."""
     if not (x.numel() * weight.size(0) >= MIN_MACS and x.dtype == weight.dtype
             and x.device == weight.device and _fp32_cpu_matrix(weight) and _enabled()):
         return F.linear(x, weight, bias)
@@ -169,7 +174,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     rows = x.reshape(-1, x.size(-1))  # (N, in)
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                          or (bias is not None and bias.requires_grad))):
-        return onednn_mm_nt(rows.contiguous(), weight, bias).view(*x.shape[:-1], weight.size(0))
+        operand = weight if packed is None else packed
+        return onednn_mm_nt(rows.contiguous(), operand, bias).view(*x.shape[:-1], weight.size(0))
     out = _Linear.apply(rows, weight).reshape(*x.shape[:-1], weight.size(0))
     return out if bias is None else out + bias
 
@@ -184,32 +190,21 @@ def pack_linear(layer: torch.nn.Linear, rows: int = 64) -> bool:
     return packed is not None
 
 
-def _packed_for(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
-    """`layer`'s packed weight from `pack_linear`, if it still holds the weight and `linear`
-    would give this product to oneDNN without autograd."""
+def _current_pack(layer: torch.nn.Linear) -> torch.Tensor | None:
+    """`layer`'s packed weight from `pack_linear`, while it still is the layer's weight and
+    packing is on; else None."""
     entry = getattr(layer, "_packed_weight", None)
-    if entry is None:
+    if entry is None or not _packing_on():
         return None
     packed, ptr, version = entry
     weight = layer.weight
-    if (ptr != weight.data_ptr() or version != weight._version
-            or os.environ.get("NMT_PACK_WEIGHTS", "1") == "0"):
-        return None  # stale (the weight changed) or switched off
-    if (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-            or x.dtype != torch.float32 or x.device.type != "cpu"
-            or x.numel() * weight.size(0) < MIN_MACS or not _enabled()):
-        return None
-    return packed
+    return packed if ptr == weight.data_ptr() and version == weight._version else None
 
 
 def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """layer(x) for an `nn.Linear` (with `linear`'s products, or one oneDNN call with its
-    packed weight from `pack_linear`); any other module (e.g. an int8 one, after
+    """layer(x) for an `nn.Linear` (with `linear`'s products, and its packed weight from
+    `pack_linear` if it has a current one); any other module (e.g. an int8 one, after
     `inference.quantize`) is called as it is."""
     if type(layer) is not torch.nn.Linear:
         return layer(x)
-    packed = _packed_for(layer, x)
-    if packed is not None:
-        rows = x.reshape(-1, x.size(-1)).contiguous()
-        return onednn_mm_nt(rows, packed, layer.bias).view(*x.shape[:-1], layer.out_features)
-    return linear(x, layer.weight, layer.bias)
+    return linear(x, layer.weight, layer.bias, _current_pack(layer))

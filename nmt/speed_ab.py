@@ -30,16 +30,20 @@ if TYPE_CHECKING:
     from nmt.train import Trainer
 
 AB_BATCHES = 3  # batches per timed half of a pair
-SWITCH = re.compile(r"(NMT_[A-Z0-9_]+)=(.*)")
+# the switches read at each call (NMT_SYSTEM_MALLOC, read once per process, cannot be A/B'd)
+SWITCHES = ("NMT_FUSED_LOSS", "NMT_PACK_WEIGHTS", "NMT_ONEDNN_MATMUL")
+SWITCH = re.compile(r"([A-Z0-9_]+)=(.*)")
 
 
 def parse_switches(items: list[str]) -> dict[str, str]:
-    """['NMT_X=0', ...] -> {'NMT_X': '0'}; anything else is an error naming the item."""
+    """['NMT_X=0', ...] -> {'NMT_X': '0'}; anything else, or a name not in `SWITCHES`
+    (a typo would time the same code twice), is an error naming the item."""
     switches = {}
     for item in items:
         match = SWITCH.fullmatch(item)
-        if not match:
-            raise NmtError(f"--ab {item!r}: expected NMT_NAME=VALUE (e.g. NMT_FUSED_LOSS=0)")
+        if not match or match.group(1) not in SWITCHES:
+            raise NmtError(f"--ab {item!r}: expected NAME=VALUE with NAME one of "
+                           f"{', '.join(SWITCHES)} (e.g. NMT_FUSED_LOSS=0)")
         switches[match.group(1)] = match.group(2)
     return switches
 

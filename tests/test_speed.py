@@ -284,9 +284,12 @@ def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeyp
 
 
 def test_ab_rejects_what_is_not_a_switch(toy, tmp_path, capsys):
-    assert main(["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json"),
-                 "--ab", "FUSED_LOSS"]) == 2
-    assert "--ab 'FUSED_LOSS'" in capsys.readouterr().err
+    for item in ("FUSED_LOSS", "NMT_FUSED_LOS=0"):  # not NAME=VALUE; a misspelt switch
+        assert main(["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json"),
+                     "--ab", item]) == 2
+        err = capsys.readouterr().err
+        assert f"--ab {item!r}" in err and "NMT_PACK_WEIGHTS" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_environment_restores_previous_values(monkeypatch):
