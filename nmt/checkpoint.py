@@ -21,10 +21,10 @@ import torch
 import yaml
 
 from nmt.config import Config, dump_yaml, from_dict
+from nmt.data.vocab import Vocabs, load_vocabs
 from nmt.errors import NmtError
 from nmt.io import atomic_open
-from nmt.model import Seq2Seq, build_model
-from nmt.vocab import Vocabs, load_vocabs
+from nmt.model.seq2seq import Seq2Seq, build_model
 
 FORMAT_VERSION = 1
 

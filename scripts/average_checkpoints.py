@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nmt.commands.average import main
+from nmt.cli.average import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

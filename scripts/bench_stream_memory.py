@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import sys, time
 from nmt.config import from_dict
-from nmt.vocab import load_vocabs
-from nmt.data import BatchIterator, prepare_split
-from nmt.stream import StreamingBatches
+from nmt.data.vocab import load_vocabs
+from nmt.data.batching import BatchIterator
+from nmt.data.corpus import prepare_split
+from nmt.data.stream import StreamingBatches
 data, model_dir, mode = sys.argv[1:4]
 cfg = from_dict({"data": {"path": data, "src_lang": "en", "tgt_lang": "de", "dev_split": "dev",
                           "streaming": mode == "stream"}})
@@ -48,7 +49,7 @@ TRAIN_CHILD = """
 import sys, time
 from nmt.config import from_dict
 from nmt.checkpoint import load
-from nmt.train import train
+from nmt.training.trainer import train
 data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = from_dict({"data": {"path": data, "src_lang": "en", "tgt_lang": "de", "dev_split": "dev",
                           "streaming": True},
@@ -82,8 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     from nmt.config import from_dict
-    from nmt.demo_data import write_corpus
-    from nmt.train import prepare_model_dir
+    from nmt.data.demo_corpus import write_corpus
+    from nmt.training.trainer import prepare_model_dir
 
     work = Path(args.work)
     model_dir = work / "vocab"

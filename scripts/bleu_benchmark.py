@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nmt.commands.benchmark import main
+from nmt.cli.benchmark import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nmt.commands.align import main
+from nmt.cli.align import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

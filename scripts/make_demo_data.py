@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nmt.demo_data import write_corpus  # noqa: E402
+from nmt.data.demo_corpus import write_corpus  # noqa: E402
 from nmt.errors import NmtError  # noqa: E402
 
 

@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nmt.commands.score import main
+from nmt.cli.score import main
 
 raise SystemExit(main())

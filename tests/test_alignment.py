@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.alignment import (
+from nmt.alignment.extract import (
     Segmented,
     SentenceAlignment,
     align_lines,
@@ -28,19 +28,19 @@ from nmt.alignment import (
     segment,
     write_pharaoh,
 )
+from nmt.alignment.report import plot_heatmaps, render_report, write_report
 from nmt.checkpoint import load_model
 from nmt.cli import main as nmt_main
-from nmt.commands.align_score import main as align_score_main
-from nmt.commands.translate import main as translate_main
+from nmt.cli.align_score import main as align_score_main
+from nmt.cli.translate import main as translate_main
 from nmt.config import DecodeConfig
-from nmt.data import encode_sources
+from nmt.data.batching import encode_sources
+from nmt.decoding.search import Hypothesis, beam_search
+from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
-from nmt.model import build_model
-from nmt.report import plot_heatmaps, render_report, write_report
-from nmt.search import Hypothesis, beam_search
-from nmt.train import train
-from nmt.translator import Translator
-from nmt.vocab import UNK_ID
+from nmt.model.seq2seq import build_model
+from nmt.special import UNK_ID
+from nmt.training.trainer import train
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_model import tiny_config
 

@@ -15,9 +15,7 @@ import pytest
 import torch
 
 from nmt.config import DecodeConfig
-from nmt.decoder import DecoderState, Memory
-from nmt.model import StepResult, build_model
-from nmt.processors import (
+from nmt.decoding.processors import (
     LengthPenalty,
     apply_processors,
     ban_tokens,
@@ -25,9 +23,11 @@ from nmt.processors import (
     coverage_penalty,
     min_length,
 )
-from nmt.search import beam_search, greedy
-from nmt.translator import beam_search_fn
-from nmt.vocab import BOS_ID, EOS_ID, UNK_ID
+from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.translator import beam_search_fn
+from nmt.model.decoder import DecoderState, Memory
+from nmt.model.seq2seq import StepResult, build_model
+from nmt.special import BOS_ID, EOS_ID, UNK_ID
 from tests.test_model import VARIANTS, padded_batch, tiny_config
 
 ln = math.log

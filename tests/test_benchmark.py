@@ -6,7 +6,7 @@ import json
 
 import sacrebleu
 
-from nmt.commands.benchmark import main
+from nmt.cli.benchmark import main
 from nmt.config import dump_yaml
 from tests.helpers import toy_config, write_toy_corpus
 
@@ -43,7 +43,7 @@ def test_benchmark_record_and_hypothesis_files(tmp_path, capsys):
 
 
 def _trained(tmp_path, **train):
-    from nmt.train import train as run_train
+    from nmt.training.trainer import train as run_train
 
     corpus = write_toy_corpus(tmp_path / "toy", n_train=120, n_dev=10)
     model_dir = tmp_path / "model"
@@ -54,7 +54,8 @@ def _trained(tmp_path, **train):
 def test_select_weights_averages_last_n_and_picks_by_dev_bleu(tmp_path, monkeypatch):
     import torch
 
-    from nmt import benchmark, checkpoint
+    from nmt import checkpoint
+    from nmt.bench import bleu as benchmark
 
     model_dir = _trained(tmp_path, max_steps=8, validate_every=2, keep_checkpoints=3)
     files = checkpoint.numbered(model_dir)
@@ -74,7 +75,7 @@ def test_select_weights_averages_last_n_and_picks_by_dev_bleu(tmp_path, monkeypa
 
 
 def test_select_weights_without_numbered_checkpoints_uses_best(tmp_path):
-    from nmt import benchmark
+    from nmt.bench import bleu as benchmark
 
     model_dir = _trained(tmp_path, max_steps=4, validate_every=2)
     chosen, info = benchmark.select_weights(model_dir, last=5, log=lambda *_: None)

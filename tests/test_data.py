@@ -1,4 +1,4 @@
-"""Tests for nmt.data: every corpus format, cleaning, tokenization and batching.
+"""Tests for nmt.data.corpus: every corpus format, cleaning, tokenization and batching.
 
 Corpora are written into `tmp_path` in each supported layout; the "hub" format is given a
 local folder, which goes through the same `datasets.load_dataset(path, config, split=...)`
@@ -20,18 +20,11 @@ import pytest
 import torch
 
 from nmt.config import DataConfig, VocabConfig
-from nmt.data import (
-    BatchIterator,
-    FilterReport,
-    clean,
-    collate,
-    filter_lengths,
-    load_split,
-    prepare_split,
-    token_batches,
-)
+from nmt.data.batching import BatchIterator, collate, token_batches
+from nmt.data.corpus import FilterReport, clean, filter_lengths, load_split, prepare_split
+from nmt.data.vocab import train_vocabs
 from nmt.errors import NmtError
-from nmt.vocab import BOS_ID, EOS_ID, PAD_ID, train_vocabs
+from nmt.special import BOS_ID, EOS_ID, PAD_ID
 
 TRAIN = [
     ("Guten Morgen .", "Good morning ."),

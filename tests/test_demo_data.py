@@ -1,4 +1,4 @@
-"""Tests for nmt.demo_data and scripts/make_demo_data.py."""
+"""Tests for nmt.data.demo_corpus and scripts/make_demo_data.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.demo_data import (
+from nmt.data.demo_corpus import (
     NOUNS,
     TIMES,
     VERBS,

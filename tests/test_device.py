@@ -18,7 +18,7 @@ import pytest
 # test checks the last 4 of 24.
 SNIPPET = """
 import resource, torch
-from nmt.device import keep_freed_memory
+from nmt.training.device import keep_freed_memory
 print(keep_freed_memory())
 for _ in range(24):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -45,6 +45,6 @@ def test_freed_memory_is_reused_without_page_faults():
 
 
 def test_keep_freed_memory_is_idempotent():
-    from nmt.device import keep_freed_memory
+    from nmt.training.device import keep_freed_memory
 
     assert keep_freed_memory() == keep_freed_memory()

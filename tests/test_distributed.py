@@ -12,8 +12,8 @@ import torch
 
 from nmt import checkpoint
 from nmt.config import dump_yaml
-from nmt.distributed import DistInfo, shard
-from nmt.train import train
+from nmt.training.distributed import DistInfo, shard
+from nmt.training.trainer import train
 from tests.helpers import toy_config, write_toy_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""nmt.dropout: the CPU mask keeps each element with the stated probability, independently,
+"""nmt.cpu.dropout: the CPU mask keeps each element with the stated probability, independently,
 scales by its inverse, and is reproducible; the model uses it everywhere."""
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from nmt.config import ModelConfig
-from nmt.dropout import Dropout, dropout, keep_mask, keep_probability
-from nmt.model import build_model
+from nmt.cpu.dropout import Dropout, dropout, keep_mask, keep_probability
+from nmt.model.seq2seq import build_model
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])

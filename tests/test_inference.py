@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic as qdyn
 
-from nmt.inference import prepare_for_inference
-from nmt.model import build_model
-from nmt.search import beam_search, greedy
-from nmt.vocab import BOS_ID
+from nmt.cpu.inference import prepare_for_inference
+from nmt.decoding.search import beam_search, greedy
+from nmt.model.seq2seq import build_model
+from nmt.special import BOS_ID
 from tests.test_model import VARIANTS, padded_batch, tiny_config
 
 V = 30
@@ -90,8 +90,8 @@ def test_int8_quantizes_every_linear_but_v_and_stays_close():
 
 
 def test_translate_quantize_keeps_lines_and_mostly_agrees(tmp_path):
-    from nmt.commands.translate import main
-    from nmt.train import train
+    from nmt.cli.translate import main
+    from nmt.training.trainer import train
     from tests.helpers import toy_config, write_toy_corpus
 
     corpus = write_toy_corpus(tmp_path / "toy", n_train=300, n_dev=40)

@@ -8,11 +8,11 @@ import pytest
 
 from nmt.checkpoint import load_model
 from nmt.config import from_dict
-from nmt.demo_data import write_corpus
+from nmt.data.demo_corpus import write_corpus
+from nmt.decoding.translator import Translator
 from nmt.io import read_lines
 from nmt.metrics import corpus_bleu
-from nmt.train import train
-from nmt.translator import Translator
+from nmt.training.trainer import train
 
 
 @pytest.mark.parametrize("attention", ["general"])

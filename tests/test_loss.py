@@ -1,12 +1,12 @@
-"""nmt.loss: the output layer fused with the label-smoothed loss equals torch's op on logits."""
+"""nmt.cpu.loss: the output layer fused with the label-smoothed loss equals torch's op on logits."""
 
 import pytest
 import torch
 
-from nmt import matmul
-from nmt.loss import cross_entropy, output_loss
-from nmt.model import build_model
-from nmt.vocab import PAD_ID
+from nmt.cpu import matmul
+from nmt.cpu.loss import cross_entropy, output_loss
+from nmt.model.seq2seq import build_model
+from nmt.special import PAD_ID
 from tests.test_model import padded_batch, tiny_config
 
 
@@ -106,7 +106,7 @@ def test_model_loss_equals_loss_on_logits(tie):
 
 def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
     calls = []
-    monkeypatch.setattr("nmt.model.output_loss", lambda *a: calls.append(a))
+    monkeypatch.setattr("nmt.model.seq2seq.output_loss", lambda *a: calls.append(a))
     model = build_model(tiny_config(), 20, 25)
     src, lengths = padded_batch([6, 4])
     tgt = torch.randint(4, 25, (2, 5))
@@ -120,7 +120,7 @@ def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
 def test_switch_off_uses_torchs_op(monkeypatch):
     """`NMT_FUSED_LOSS=0` (what `bench_speed --ab` compares against) takes torch's op."""
     calls = []
-    monkeypatch.setattr("nmt.model.output_loss", lambda *a: calls.append(a))
+    monkeypatch.setattr("nmt.model.seq2seq.output_loss", lambda *a: calls.append(a))
     monkeypatch.setenv("NMT_FUSED_LOSS", "0")
     model = build_model(tiny_config(), 20, 25)
     src, lengths = padded_batch([6, 4])

@@ -1,4 +1,4 @@
-"""nmt.matmul: oneDNN products equal torch's to fp32 rounding, with gradients; fallbacks."""
+"""nmt.cpu.matmul: oneDNN products equal torch's to fp32 rounding, with gradients; fallbacks."""
 
 import os
 import subprocess
@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt import matmul
-from nmt.inference import prepare_for_inference
-from nmt.matmul import linear, mm_nt, onednn_available, onednn_matmul, project
-from nmt.model import build_model
-from nmt.search import beam_search, greedy
+from nmt.cpu import matmul
+from nmt.cpu.inference import prepare_for_inference
+from nmt.cpu.matmul import linear, mm_nt, onednn_available, onednn_matmul, project
+from nmt.decoding.search import beam_search, greedy
+from nmt.model.seq2seq import build_model
 from tests.test_model import padded_batch, tiny_config
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
@@ -97,12 +97,12 @@ def test_mm_nt_layouts_equal_torch_with_a_row_major_input(a_t, b_t, m, onednn_ca
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_importing_nmt_caps_onednn_caches(tmp_path):
     """oneDNN and ideep keep a primitive (~1 MiB) per product shape, 1,024 of each by
-    default; `nmt.matmul` caps both, so a stream of new shapes (each batch's row count)
+    default; `nmt.cpu.matmul` caps both, so a stream of new shapes (each batch's row count)
     does not grow the process without bound. Uncapped, this loop grows by ~300 MiB."""
     script = tmp_path / "shapes.py"
     script.write_text(textwrap.dedent("""
         import torch
-        import nmt.matmul
+        import nmt.cpu.matmul
         def rss():
             return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
         op = torch.ops.mkldnn._linear_pointwise
@@ -214,7 +214,7 @@ def test_column_slices_are_not_given_to_onednn():
 
 @needs_onednn
 def test_flop_counter_counts_onednn_products():
-    from nmt.flops import count_flops
+    from nmt.bench.flops import count_flops
 
     w = torch.randn(6, 4, requires_grad=True)
     x = torch.randn(3, 4, requires_grad=True)
@@ -224,7 +224,7 @@ def test_flop_counter_counts_onednn_products():
 
 @needs_onednn
 def test_packed_weights_equal_plain_products(monkeypatch):
-    from nmt.matmul import mm_nt_packed, pack_weight
+    from nmt.cpu.matmul import mm_nt_packed, pack_weight
 
     torch.manual_seed(0)
     w, x = torch.randn(12, 7), torch.randn(5, 7)
@@ -247,8 +247,8 @@ def test_packed_weights_equal_plain_products(monkeypatch):
 def test_step_projection_packs_its_weight_once_per_sequence(monkeypatch):
     """Teacher forcing's recurrent products use the weight packed once per direction
     (forward products, input gradients); values and gradients equal F.linear's."""
-    from nmt import recurrence
-    from nmt.recurrence import StepProjection
+    from nmt.cpu import recurrence
+    from nmt.cpu.recurrence import StepProjection
 
     packs, packed_calls = [], []
     real_pack, real_mm = recurrence.pack_weight, recurrence.mm_nt_packed
@@ -293,7 +293,7 @@ def test_teacher_forcing_gradients_with_onednn_and_packed_weights(attention):
 def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_calls):
     """prepare_for_inference packs every step layer; search then multiplies with the packed
     weights (oneDNN's layout), and gives what the unpacked products give."""
-    from nmt.inference import step_linears
+    from nmt.cpu.inference import step_linears
 
     torch.manual_seed(4)
     model = prepare_for_inference(build_model(tiny_config("bahdanau", True), 30, 30))
@@ -318,7 +318,7 @@ def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_cal
 
 @needs_onednn
 def test_a_changed_weight_is_not_multiplied_packed():
-    from nmt.matmul import pack_linear
+    from nmt.cpu.matmul import pack_linear
 
     torch.manual_seed(5)
     layer, x = nn.Linear(8, 6), torch.randn(4, 8)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt.attention import build_attention
 from nmt.config import ModelConfig
-from nmt.decoder import DecoderState
-from nmt.model import build_model
-from nmt.vocab import BOS_ID, PAD_ID
+from nmt.model.attention import build_attention
+from nmt.model.decoder import DecoderState
+from nmt.model.seq2seq import build_model
+from nmt.special import BOS_ID, PAD_ID
 
 VARIANTS = [("bahdanau", True), ("dot", True), ("dot", False), ("general", True),
             ("general", False), ("concat", True), ("concat", False)]
@@ -157,7 +157,7 @@ def test_step_projection_defers_the_weight_gradient_exactly():
     """A recurrence through StepProjection: same values and gradients as F.linear at every
     step, with the weight also used outside the recurrence, a step whose output is unused,
     and a plain product (nothing deferred) without autograd."""
-    from nmt.recurrence import StepProjection
+    from nmt.cpu.recurrence import StepProjection
 
     torch.manual_seed(5)
     weight = torch.randn(6, 6, requires_grad=True)

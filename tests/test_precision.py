@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from nmt.device import grad_scaler, resolve_amp, resolve_device
 from nmt.errors import NmtError
-from nmt.train import Trainer, prepare_model_dir
+from nmt.training.device import grad_scaler, resolve_amp, resolve_device
+from nmt.training.trainer import Trainer, prepare_model_dir
 from tests.helpers import toy_config, write_toy_corpus
 
 

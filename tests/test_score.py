@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from nmt.commands import run_guarded
-from nmt.commands.score import main
+from nmt.cli.guard import run_guarded
+from nmt.cli.score import main
 from nmt.errors import NmtError
 from nmt.metrics import Score, corpus_bleu, corpus_scores, format_score
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from nmt.decoder import DecoderState, Memory
-from nmt.model import StepResult, build_model
-from nmt.search import greedy, max_lengths
-from nmt.vocab import BOS_ID, EOS_ID, PAD_ID
+from nmt.decoding.search import greedy, max_lengths
+from nmt.model.decoder import DecoderState, Memory
+from nmt.model.seq2seq import StepResult, build_model
+from nmt.special import BOS_ID, EOS_ID, PAD_ID
 from tests.test_model import padded_batch, tiny_config
 
 

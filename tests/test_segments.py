@@ -1,11 +1,11 @@
-"""nmt.segments: the length-segmented bidirectional LSTM equals torch's packed LSTM."""
+"""nmt.cpu.segments: the length-segmented bidirectional LSTM equals torch's packed LSTM."""
 
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.profiler import ProfilerActivity, profile
 
-from nmt.segments import lstm_by_length
+from nmt.cpu.segments import lstm_by_length
 
 
 def packed(rnn, x, lengths):

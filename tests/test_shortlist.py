@@ -11,17 +11,17 @@ import pytest
 import torch
 import yaml
 
-import nmt.shortlist as shortlist_module
+import nmt.decoding.shortlist as shortlist_module
 from nmt.checkpoint import load_model
 from nmt.cli import main as nmt_main
-from nmt.commands.translate import main as translate_main
-from nmt.data import encode_sources
-from nmt.decoder import Memory
-from nmt.model import StepResult
-from nmt.search import beam_search, greedy
-from nmt.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, count_pairs
-from nmt.translator import Translator
-from nmt.vocab import EOS_ID, PAD_ID, UNK_ID
+from nmt.cli.translate import main as translate_main
+from nmt.data.batching import encode_sources
+from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, count_pairs
+from nmt.decoding.translator import Translator
+from nmt.model.decoder import Memory
+from nmt.model.seq2seq import StepResult
+from nmt.special import EOS_ID, PAD_ID, UNK_ID
 from tests.helpers import WORDS, train_toy_model
 
 LINES = ["ka lo mi ne", "su", "ta ri po ve zu an", "el el", "mi ka"]

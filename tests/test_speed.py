@@ -10,15 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from nmt import speed
-from nmt.commands.speed import main
+from nmt.bench import speed
+from nmt.bench.profile import format_ops, profile_run, top_ops
+from nmt.bench.speed import CURVE_BUCKETS, length_inputs
+from nmt.cli.speed import main
 from nmt.config import dump_yaml
+from nmt.cpu.matmul import onednn_available
+from nmt.data.vocab import load_vocabs
 from nmt.errors import NmtError
-from nmt.matmul import onednn_available
-from nmt.profile import format_ops, profile_run, top_ops
-from nmt.speed import CURVE_BUCKETS, length_inputs
-from nmt.train import train
-from nmt.vocab import load_vocabs
+from nmt.training.trainer import train
 from tests.helpers import WORDS, toy_config, write_toy_corpus
 
 
@@ -67,9 +67,9 @@ REAL_RUN = subprocess.run
 
 
 def run_in_process(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Stands in for `subprocess.run`: `python -m nmt.speed ARGS` runs in this process (child
+    """Stands in for `subprocess.run`: `python -m nmt.bench.speed ARGS` runs in this process (child
     processes cost seconds each to import torch; the test above covers real ones)."""
-    if cmd[1:3] != ["-m", "nmt.speed"]:
+    if cmd[1:3] != ["-m", "nmt.bench.speed"]:
         return REAL_RUN(cmd, **kwargs)  # e.g. git
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -184,7 +184,7 @@ def test_top_ops_keeps_k_rows():
 
 
 def test_decode_variants_timed_scored_and_compared_with_plain(toy, tmp_path, monkeypatch):
-    from nmt.commands.shortlist import main as shortlist_main
+    from nmt.cli.shortlist import main as shortlist_main
 
     assert shortlist_main(["--model-dir", str(toy.model), "--quiet"]) == 0
     out = tmp_path / "speed.json"
@@ -242,12 +242,12 @@ def test_train_phase_blocks_and_counts_the_timed_batches(toy, monkeypatch):
 
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_flop_count_includes_lstm_layers(batch_first):
-    """torch's counter has no formula for oneDNN's LSTM layers; nmt.flops adds one: a
+    """torch's counter has no formula for oneDNN's LSTM layers; nmt.bench.flops adds one: a
     bidirectional layer over T x B positions costs 3 x 2 x T B 4H (I + H) per direction
     forward + backward (the counter would report 0 without it)."""
     import torch
 
-    from nmt.flops import count_flops
+    from nmt.bench.flops import count_flops
 
     lstm = torch.nn.LSTM(12, 8, batch_first=batch_first, bidirectional=True)
     x = torch.randn(5, 7, 12)
@@ -260,7 +260,7 @@ def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeyp
     process environment is as before afterwards."""
     import os
 
-    from nmt import model as model_module
+    from nmt.model import seq2seq as model_module
 
     monkeypatch.delenv("NMT_FUSED_LOSS", raising=False)
     monkeypatch.setattr(speed.subprocess, "run", run_in_process)
@@ -295,7 +295,7 @@ def test_ab_rejects_what_is_not_a_switch(toy, tmp_path, capsys):
 def test_environment_restores_previous_values(monkeypatch):
     import os
 
-    from nmt.speed_ab import environment
+    from nmt.bench.ab import environment
 
     monkeypatch.setenv("NMT_A", "kept")
     monkeypatch.delenv("NMT_B", raising=False)

@@ -11,10 +11,10 @@ import torch
 
 from nmt import checkpoint
 from nmt.config import DataConfig
-from nmt.data import load_split
+from nmt.data.corpus import load_split
+from nmt.data.stream import StreamingBatches, shuffle_buffer, stream_pairs
 from nmt.errors import NmtError
-from nmt.stream import StreamingBatches, shuffle_buffer, stream_pairs
-from nmt.train import Trainer, prepare_model_dir, train
+from nmt.training.trainer import Trainer, prepare_model_dir, train
 from tests.helpers import toy_config, write_toy_corpus
 
 

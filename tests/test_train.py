@@ -15,7 +15,7 @@ import yaml
 from nmt import checkpoint
 from nmt.config import dump_yaml
 from nmt.errors import NmtError
-from nmt.train import train
+from nmt.training.trainer import train
 from tests.helpers import toy_config, write_toy_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_numbered_checkpoints_and_averaging(corpus, tmp_path):
-    from nmt.commands.average import main as average_main
+    from nmt.cli.average import main as average_main
 
     out = tmp_path / "model"
     train(toy_config(corpus, keep_checkpoints=2), out, quiet=True)  # validations at 5, 10, 13, 14

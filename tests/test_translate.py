@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from nmt.checkpoint import load_model
-from nmt.commands.translate import main
+from nmt.cli.translate import main
 from nmt.config import DecodeConfig
-from nmt.translator import Translator, split_long
+from nmt.decoding.translator import Translator, split_long
 from tests.helpers import WORDS, train_toy_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,437 @@
+"""Word alignments from attention: extraction, subword->word merging, hard links, Pharaoh, AER.
+
+Extraction (`align_lines`) gives, per sentence, the attention of the decoder step the model
+was trained with: either of the model's own translation (the chosen greedy or beam
+hypothesis carries its own rows) or, given a target, of forced decoding (teacher forcing the
+given translation through `model(src, src_lengths, tgt_in)`), which aligns any parallel
+text. Subword-level attention is (T', S'): one row per target subword plus the row of the
+step that emitted EOS (absent when a hypothesis was cut at its maximum length), one column
+per source subword plus the source EOS. It is never transposed: rows are target positions.
+
+Rules, applied by `merge_subwords` and `hard_links`:
+- Words are the whitespace-separated words of the original (detokenized) lines; a subword
+  piece belongs to the word of its first non-'▁' character (a piece that is only '▁' belongs
+  to the word it precedes). Recovering a different number of words than `line.split()` is an
+  NmtError naming the line.
+- W[j, i] = sum of A[t, s] over the pieces t of target word j and the pieces s of source word
+  i. The target EOS row is dropped; the source EOS column is dropped and each target word's
+  row is renormalised to sum to 1 over the source words. `eos_weight[j]` keeps the share of
+  word j's attention mass that went to the source EOS. A row whose whole mass was on the EOS
+  stays all zeros and gets no link.
+- Hard alignment: each target word j is linked to its argmax source word (the first one on
+  ties); with a threshold X, every (i, j) with W[j, i] >= X is added too.
+- Pharaoh `i-j` links are 0-based (source word i, target word j), sorted; gold files may mark
+  possible links `i?j` or `ipj`. AER follows Och and Ney (2003) with sure S and possible
+  P (P includes S): precision |A&P|/|A|, recall |A&S|/|S|, AER 1 - (|A&S| + |A&P|)/(|A| + |S|),
+  all counted over the whole corpus (0 where a denominator is 0).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nmt.data.batching import encode_sources, pad
+from nmt.data.vocab import SubwordVocab, Vocabs
+from nmt.decoding.search import Hypothesis
+from nmt.errors import NmtError
+from nmt.io import atomic_open, read_lines
+from nmt.model.seq2seq import Seq2Seq
+from nmt.special import BOS_ID, EOS_ID, UNK_ID
+
+if TYPE_CHECKING:
+    from nmt.decoding.translator import Search
+
+MARK = "\u2581"  # sentencepiece's word-start marker
+UNK_SURFACE = f"{MARK}\u2047{MARK}"  # sentencepiece decodes UNK as " ⁇ ", a word of its own
+Link = tuple[int, int]  # (source word, target word), 0-based
+
+
+# ---------------------------------------------------------------------------------------------
+# Subwords to words
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Segmented:
+    """A line's words, its subword pieces (for display) and the word index of each piece."""
+
+    words: list[str]
+    pieces: list[str]
+    piece_word: list[int]
+
+
+def piece_words(pieces: Sequence[str]) -> tuple[list[int], int]:
+    """Word index of each piece, from the '▁' markers; and the number of words.
+
+    A piece belongs to the word of its first non-marker character; a piece with none (a bare
+    '▁', or an empty surface) belongs to the next word, or to the last one if none follows.
+    """
+    index: list[int] = []
+    pending: list[int] = []
+    word, in_space = -1, True
+    for piece in pieces:
+        owner = None
+        for ch in piece:
+            if ch == MARK:
+                in_space = True
+                continue
+            if in_space:
+                word, in_space = word + 1, False
+            if owner is None:
+                owner = word
+        if owner is None:
+            pending.append(len(index))
+            index.append(-1)
+            continue
+        for k in pending:
+            index[k] = owner
+        pending = []
+        index.append(owner)
+    for k in pending:
+        index[k] = max(word, 0)
+    return index, word + 1
+
+
+def segment(text: str, pieces: list[str], where: str,
+            surfaces: list[str] | None = None) -> Segmented:
+    """Map `pieces` (or their `surfaces`, if they differ) onto the words of `text`."""
+    words = text.split()
+    index, n = piece_words(surfaces if surfaces is not None else pieces)
+    if n != len(words):
+        raise NmtError(f"{where}: the subword pieces give {n} words but the line has "
+                       f"{len(words)} (pieces: {' '.join(pieces)[:200]})")
+    return Segmented(words, pieces, index)
+
+
+def encode_line(text: str, vocab: SubwordVocab, where: str) -> tuple[Segmented, list[int]]:
+    """A line's word segmentation and its subword ids (what the model reads)."""
+    pieces = vocab.encode_pieces(text)
+    ids = vocab.encode([text])[0]
+    if len(ids) != len(pieces):
+        raise NmtError(f"{where}: sentencepiece gave {len(ids)} ids but {len(pieces)} pieces")
+    return segment(text, pieces, where), ids
+
+
+def hypothesis_segment(tokens: list[int], vocab: SubwordVocab, where: str) -> Segmented:
+    """The words of a decoded hypothesis (as `vocab.decode` writes it) and its pieces."""
+    pieces = [vocab.id_to_piece(t) for t in tokens]
+    surfaces = [UNK_SURFACE if t == UNK_ID else ("" if t <= EOS_ID else p)
+                for t, p in zip(tokens, pieces, strict=True)]
+    return segment(vocab.decode([tokens])[0], pieces, where, surfaces)
+
+
+@dataclass
+class WordAlignment:
+    """matrix (T, S): target words x source words, rows sum to 1 (or are all zero);
+    eos_weight (T,): each target word's share of attention on the source EOS."""
+
+    matrix: np.ndarray
+    eos_weight: np.ndarray
+
+
+def merge_subwords(attn: np.ndarray, tgt_piece_word: list[int], n_tgt: int,
+                   src_piece_word: list[int], n_src: int) -> WordAlignment:
+    """Subword attention (T', S') -> word-level alignment (see the module docstring).
+
+    attn has one row per target piece (plus an optional final EOS row) and one column per
+    source piece plus the source EOS column.
+    """
+    Tp, Sp = len(tgt_piece_word), len(src_piece_word)
+    attn = np.asarray(attn, dtype=np.float64)
+    assert attn.shape[1] == Sp + 1 and attn.shape[0] in (Tp, Tp + 1), (attn.shape, Tp, Sp)
+    rows = attn[:Tp]  # the target EOS row dropped
+    to_tgt = np.zeros((n_tgt, Tp))
+    to_tgt[tgt_piece_word, np.arange(Tp)] = 1.0
+    to_src = np.zeros((Sp, n_src))
+    to_src[np.arange(Sp), src_piece_word] = 1.0
+    raw = to_tgt @ rows[:, :Sp] @ to_src  # (T, S)
+    eos = to_tgt @ rows[:, Sp]  # (T,)
+    mass = raw.sum(axis=1)
+    matrix = np.divide(raw, mass[:, None], out=np.zeros_like(raw), where=mass[:, None] > 0)
+    total = mass + eos
+    eos_weight = np.divide(eos, total, out=np.zeros_like(eos), where=total > 0)
+    return WordAlignment(matrix, eos_weight)
+
+
+def hard_links(matrix: np.ndarray, threshold: float | None = None) -> list[Link]:
+    """Argmax source word per target word, plus every link with weight >= threshold."""
+    links = set()
+    for j, row in enumerate(np.asarray(matrix)):
+        if not row.size or row.sum() <= 0:
+            continue
+        links.add((int(row.argmax()), j))
+        if threshold is not None:
+            links.update((int(i), j) for i in np.flatnonzero(row >= threshold))
+    return sorted(links)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SentenceAlignment:
+    """One input line: words and pieces of both sides, subword attention (T', S') as the
+    model produced it, the model score (summed token log-probs, EOS included), word level."""
+
+    line: int
+    src: Segmented
+    tgt: Segmented
+    attention: np.ndarray
+    score: float
+    words: WordAlignment
+
+    def links(self, threshold: float | None = None) -> list[Link]:
+        return hard_links(self.words.matrix, threshold)
+
+
+def empty_alignment(line: int, src: str = "", tgt: str = "") -> SentenceAlignment:
+    """A line with an empty side: its words for display, no attention and no links."""
+    S, T = len(src.split()), len(tgt.split())
+    return SentenceAlignment(line, Segmented(src.split(), [], []), Segmented(tgt.split(), [], []),
+                             np.zeros((0, 0)), 0.0, WordAlignment(np.zeros((T, S)), np.zeros(T)))
+
+
+@torch.inference_mode()
+def forced_decode(model: Seq2Seq, src_ids: list[list[int]], tgt_ids: list[list[int]],
+                  batch_size: int) -> list[Hypothesis]:
+    """Teacher-force each given target; one finished Hypothesis per pair, in input order.
+
+    Batches of similar source length go through `model(src, src_lengths, tgt_in)`; each
+    hypothesis keeps its attention rows (T+1 incl. EOS) over its real source (S+1 incl. EOS)
+    and the log-probs of the given tokens and EOS.
+    """
+    device = next(model.parameters()).device
+    order = sorted(range(len(src_ids)), key=lambda k: (len(src_ids[k]), len(tgt_ids[k])),
+                   reverse=True)
+    out: list[Hypothesis | None] = [None] * len(src_ids)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start: start + batch_size]
+        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
+        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
+        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
+        result = model(src.to(device), src_lengths, tgt_in)
+        log_probs = F.log_softmax(result.logits.float(), dim=-1)
+        token_lp = log_probs.gather(2, tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        attn = result.attn.float().cpu()  # (B, T, S)
+        for b, k in enumerate(chunk):
+            T, S = len(tgt_ids[k]) + 1, int(src_lengths[b])
+            scores = token_lp[b, :T].tolist()
+            out[k] = Hypothesis(list(tgt_ids[k]), sum(scores), scores, attn[b, :T, :S], True)
+    return out  # type: ignore[return-value]
+
+
+def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
+                tgt_lines: list[str] | None = None, search: Search | None = None,
+                batch_size: int = 64,
+                names: tuple[str, str] = ("source", "target")) -> list[SentenceAlignment]:
+    """Alignments of every line: forced decoding of `tgt_lines`, else of `search`'s output.
+
+    `search` is a `nmt.decoding.translator.Search` (e.g. from `make_search`); the model should be in
+    eval mode. Lines with an empty side give an empty alignment. Lines are not chunked.
+    """
+    from nmt.decoding.translator import (
+        decode_ids,  # not at the top: nmt.decoding.translator imports this module
+    )
+
+    if tgt_lines is not None and len(tgt_lines) != len(src_lines):
+        raise NmtError(f"line count mismatch: {names[0]} has {len(src_lines)} lines, "
+                       f"{names[1]} has {len(tgt_lines)}")
+    keep = [n for n, line in enumerate(src_lines)
+            if line.strip() and (tgt_lines is None or tgt_lines[n].strip())]
+    src = [encode_line(src_lines[n], vocabs.src, f"{names[0]}:{n + 1}") for n in keep]
+    src_ids = [ids for _, ids in src]
+    if tgt_lines is not None:
+        tgt = [encode_line(tgt_lines[n], vocabs.tgt, f"{names[1]}:{n + 1}") for n in keep]
+        hyps = forced_decode(model, src_ids, [ids for _, ids in tgt], batch_size)
+        tgt_segs = [seg for seg, _ in tgt]
+    else:
+        if search is None:
+            raise ValueError("align_lines needs a search or target lines")
+        device = next(model.parameters()).device
+        hyps = decode_ids(model, src_ids, search, batch_size, device)
+        tgt_segs = [hypothesis_segment(h.tokens, vocabs.tgt,
+                                       f"translation of {names[0]}:{n + 1}")
+                    for n, h in zip(keep, hyps, strict=True)]
+    out = [empty_alignment(n, line, tgt_lines[n] if tgt_lines is not None else "")
+           for n, line in enumerate(src_lines)]
+    for n, (s, _), t, hyp in zip(keep, src, tgt_segs, hyps, strict=True):
+        attn = hyp.attention.float().numpy()
+        words = merge_subwords(attn, t.piece_word, len(t.words), s.piece_word, len(s.words))
+        out[n] = SentenceAlignment(n, s, t, attn, hyp.raw_score, words)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Unknown-word replacement (Luong et al., 2015)
+# ---------------------------------------------------------------------------------------------
+
+def replace_unks(line: str, hyps: list[Hypothesis], src_vocab: SubwordVocab,
+                 tgt_vocab: SubwordVocab) -> str:
+    """The translation of `line` (one hypothesis per chunk) with each UNK replaced by the
+    source word its attention row weighs most (the row summed over each word's subwords)."""
+    if not hyps:
+        return ""
+    src, _ = encode_line(line, src_vocab, "input line")
+    sizes = [h.attention.size(1) - 1 for h in hyps]  # each chunk's source subwords, no EOS
+    if sum(sizes) != len(src.pieces):
+        raise NmtError(f"--replace-unk: the chunks hold {sum(sizes)} subwords but the line "
+                       f"has {len(src.pieces)}")
+    parts, offset = [], 0
+    for hyp, n in zip(hyps, sizes, strict=True):
+        piece_word = src.piece_word[offset: offset + n]
+        offset += n
+        run: list[int] = []
+        for t, token in enumerate(hyp.tokens):
+            if token != UNK_ID:
+                run.append(token)
+                continue
+            parts.append(tgt_vocab.decode([run])[0])
+            run = []
+            weights = np.bincount(piece_word, weights=hyp.attention[t, :n].double().numpy(),
+                                  minlength=len(src.words))
+            parts.append(src.words[int(weights.argmax())])
+        parts.append(tgt_vocab.decode([run])[0])
+    return " ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pharaoh files and AER
+# ---------------------------------------------------------------------------------------------
+
+LINK_RE = re.compile(r"(\d+)([-?p])(\d+)")
+
+
+def format_pharaoh(links: Sequence[Link]) -> str:
+    return " ".join(f"{i}-{j}" for i, j in sorted(links))
+
+
+def parse_pharaoh(line: str, where: str) -> tuple[set[Link], set[Link]]:
+    """`i-j` (sure), `i?j` / `ipj` (possible) links -> (sure, possible); possible includes sure."""
+    sure, possible = set(), set()
+    for item in line.split():
+        m = LINK_RE.fullmatch(item)
+        if m is None:
+            raise NmtError(f"{where}: malformed link '{item[:40]}' (expected i-j, i?j or ipj)")
+        link = (int(m.group(1)), int(m.group(3)))
+        possible.add(link)
+        if m.group(2) == "-":
+            sure.add(link)
+    return sure, possible
+
+
+def read_pharaoh(path: str | Path) -> list[tuple[set[Link], set[Link]]]:
+    return [parse_pharaoh(line, f"{path}:{n}") for n, line in enumerate(read_lines(path), 1)]
+
+
+def write_pharaoh(path: str | Path, alignments: Sequence[Sequence[Link]]) -> None:
+    with atomic_open(path) as f:
+        f.writelines(format_pharaoh(links) + "\n" for links in alignments)
+
+
+def check_ranges(alignments: Sequence[tuple[set[Link], set[Link]]], name: str,
+                 src_lines: list[str], tgt_lines: list[str], src_name: str,
+                 tgt_name: str) -> None:
+    """Every link must point at a word of its sentence."""
+    for n, ((_, links), s, t) in enumerate(zip(alignments, src_lines, tgt_lines, strict=True), 1):
+        S, T = len(s.split()), len(t.split())
+        for i, j in sorted(links):
+            if i >= S:
+                raise NmtError(f"{name}:{n}: source index {i} out of range ({src_name}:{n} "
+                               f"has {S} words)")
+            if j >= T:
+                raise NmtError(f"{name}:{n}: target index {j} out of range ({tgt_name}:{n} "
+                               f"has {T} words)")
+
+
+@dataclass
+class AlignmentScores:
+    """Corpus-level precision, recall and AER, and the link counts they come from."""
+
+    precision: float
+    recall: float
+    aer: float
+    sentences: int
+    predicted: int
+    sure: int
+    possible: int
+    predicted_and_sure: int
+    predicted_and_possible: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def score_alignments(pred: Sequence[set[Link]],
+                     gold: Sequence[tuple[set[Link], set[Link]]]) -> AlignmentScores:
+    """Och and Ney's precision, recall and AER; gold is (sure, possible) per sentence."""
+    a = s = p = a_s = a_p = 0
+    for links, (sure, possible) in zip(pred, gold, strict=True):
+        possible = possible | sure
+        a, s, p = a + len(links), s + len(sure), p + len(possible)
+        a_s, a_p = a_s + len(links & sure), a_p + len(links & possible)
+    precision = a_p / a if a else 0.0
+    recall = a_s / s if s else 0.0
+    aer = 1.0 - (a_s + a_p) / (a + s) if a + s else 0.0
+    return AlignmentScores(precision, recall, aer, len(gold), a, s, p, a_s, a_p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dumps: JSON lines, Pharaoh, npz
+# ---------------------------------------------------------------------------------------------
+
+def _rounded(matrix: np.ndarray, digits: int) -> list:
+    return np.round(np.asarray(matrix, dtype=np.float64), digits).tolist()
+
+
+def sentence_record(s: SentenceAlignment, threshold: float | None = None,
+                    subword: bool = False, digits: int = 4) -> dict:
+    """The JSON object of one line (see `write_dumps`)."""
+    rec = {"line": s.line, "src": s.src.words, "tgt": s.tgt.words,
+           "attention": _rounded(s.words.matrix, digits),
+           "eos_weight": _rounded(s.words.eos_weight, digits),
+           "alignment": format_pharaoh(s.links()), "score": round(s.score, 6)}
+    if threshold is not None:
+        rec["alignment_threshold"] = format_pharaoh(s.links(threshold))
+    if subword:
+        eos_row = s.attention.shape[0] > len(s.tgt.pieces)
+        rec["subword"] = {"src": s.src.pieces + (["</s>"] if s.attention.size else []),
+                          "tgt": s.tgt.pieces + (["</s>"] if eos_row else []),
+                          "attention": _rounded(s.attention, digits)}
+    return rec
+
+
+def write_dumps(out_dir: str | Path, sentences: Sequence[SentenceAlignment],
+                threshold: float | None = None, subword: bool = False) -> list[Path]:
+    """alignments.jsonl, alignments.pharaoh (+ .threshold.pharaoh) and alignments.npz.
+
+    The npz holds one (T, S) float32 array per line, keyed `s{line}` (0-based), plus
+    `src_words` / `tgt_words`: per line, the word list as a JSON string.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "alignments.jsonl", out_dir / "alignments.pharaoh"]
+    with atomic_open(written[0]) as f:
+        for s in sentences:
+            f.write(json.dumps(sentence_record(s, threshold, subword), ensure_ascii=False) + "\n")
+    write_pharaoh(written[1], [s.links() for s in sentences])
+    if threshold is not None:
+        written.append(out_dir / "alignments.threshold.pharaoh")
+        write_pharaoh(written[-1], [s.links(threshold) for s in sentences])
+    arrays = {f"s{s.line}": s.words.matrix.astype(np.float32) for s in sentences}
+    arrays["src_words"] = np.array([json.dumps(s.src.words, ensure_ascii=False)
+                                    for s in sentences], dtype=str)
+    arrays["tgt_words"] = np.array([json.dumps(s.tgt.words, ensure_ascii=False)
+                                    for s in sentences], dtype=str)
+    written.append(out_dir / "alignments.npz")
+    with atomic_open(written[-1], "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return written

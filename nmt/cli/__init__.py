@@ -1,0 +1,31 @@
+"""The `nmt` command: `nmt train|translate|score|align|align-score ...`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from nmt.cli.guard import run_guarded
+
+COMMANDS = {
+    "train": "train a model from a config (or resume one)",
+    "translate": "translate a text file with a trained model",
+    "score": "BLEU, chrF and TER of a hypothesis file, with sacrebleu signatures",
+    "align": "word alignments from attention: JSON lines, Pharaoh, npz, HTML report",
+    "align-score": "precision, recall and AER of Pharaoh alignments against a reference",
+    "average": "average the weights of the last N validation checkpoints",
+    "benchmark": "train, tune decoding on dev, score every test set (BLEU, chrF) to JSON",
+    "shortlist": "build a target-vocabulary shortlist for faster decoding (shortlist.pt)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nmt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, help_text in COMMANDS.items():
+        modules[name] = importlib.import_module(f"nmt.cli.{name.replace('-', '_')}")
+        p = sub.add_parser(name, help=help_text, description=modules[name].__doc__)
+        modules[name].add_arguments(p)
+    args = parser.parse_args(argv)
+    return run_guarded(modules[args.command].run, args)

@@ -1,0 +1,176 @@
+"""Text in, text out: batching by length, long-line chunking, decoding, detokenizing.
+
+Output line N always belongs to input line N: empty or whitespace-only lines give empty
+output without touching the model, and a line longer than `max_input_tokens` subwords is
+split at word boundaries into chunks that are translated separately and joined with a space
+on the same output line (nothing is truncated or dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from nmt.alignment.extract import replace_unks
+from nmt.config import DecodeConfig
+from nmt.data.batching import encode_sources
+from nmt.data.vocab import SubwordVocab
+from nmt.decoding.processors import LengthPenalty
+from nmt.decoding.search import (
+    DEFAULT_LENGTH_PENALTY,
+    Hypothesis,
+    beam_search,
+    check_beam_options,
+    greedy,
+)
+from nmt.decoding.shortlist import Shortlist, ShortlistModel
+from nmt.model.seq2seq import Seq2Seq
+from nmt.special import EOS_ID
+
+Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
+
+
+def greedy_search(cfg: DecodeConfig) -> Search:
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
+                      max_len_offset=cfg.max_len_offset)
+
+    return search
+
+
+def make_search(cfg: DecodeConfig, n_best: int = 1) -> Search:
+    """The search `cfg` asks for: greedy for beam size 1 (and one hypothesis), else beam."""
+    if cfg.beam_size == 1 and n_best == 1:
+        return greedy_search(cfg)
+    return beam_search_fn(cfg, cfg.beam_size, n_best, cfg.length_penalty, cfg.coverage_penalty,
+                          cfg.ban_unk)
+
+
+def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
+                   length_penalty: LengthPenalty | str = DEFAULT_LENGTH_PENALTY,
+                   coverage_penalty: float = 0.0, ban_unk: bool = False) -> Search:
+    """Beam search as a `Search`: the best hypothesis per sentence.
+
+    With n_best > 1 the runners-up travel on the best one's `alternatives` (best first), so
+    `decode_ids` and `Translator` keep one hypothesis per sentence. Options are checked here,
+    before any decoding.
+    """
+    check_beam_options(beam_size, n_best, coverage=coverage_penalty)
+    penalty = LengthPenalty.parse(length_penalty)
+
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        nbest = beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best,
+                            max_len_ratio=cfg.max_len_ratio, max_len_offset=cfg.max_len_offset,
+                            length_penalty=penalty, coverage_penalty=coverage_penalty,
+                            ban_unk=ban_unk)
+        for hyps in nbest:
+            hyps[0].alternatives = hyps[1:]
+        return [hyps[0] for hyps in nbest]
+
+    return search
+
+
+def decode_ids(model: Seq2Seq | ShortlistModel, src_ids: list[list[int]], search: Search,
+               batch_size: int, device: torch.device | str = "cpu",
+               progress: bool = False) -> list[Hypothesis]:
+    """Decode id sequences (no EOS) in batches of similar length; results in input order."""
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]), reverse=True)
+    out: list[Hypothesis | None] = [None] * len(src_ids)
+    with tqdm(total=len(order), desc="decode", unit="sent", disable=not progress or None,
+              leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start: start + batch_size]
+            src, src_lengths = encode_sources([src_ids[i] for i in chunk])
+            for i, hyp in zip(chunk, search(model, src.to(device), src_lengths), strict=True):
+                out[i] = hyp
+            bar.update(len(chunk))
+    return out  # type: ignore[return-value]
+
+
+def split_long(text: str, vocab: SubwordVocab, max_tokens: int) -> list[list[int]]:
+    """Subword ids of `text` in chunks of at most `max_tokens` (EOS excluded), cut between words.
+
+    A single word longer than the limit is cut inside the word.
+    """
+    ids = vocab.encode([text])[0]
+    if len(ids) <= max_tokens:
+        return [ids]
+    chunks: list[list[int]] = [[]]
+    for word in text.split():
+        word_ids = vocab.encode([word])[0]
+        while word_ids:
+            room = max_tokens - len(chunks[-1])
+            if room < len(word_ids) and chunks[-1]:
+                chunks.append([])
+                continue
+            chunks[-1].extend(word_ids[:max_tokens])
+            word_ids = word_ids[max_tokens:]
+    return [c for c in chunks if c]
+
+
+@dataclass
+class Translation:
+    """One input line's translation; hyps holds one hypothesis per chunk (none if empty)."""
+
+    text: str
+    hyps: list[Hypothesis]
+
+
+class Translator:
+    """Translates lines with `search` (default: what `cfg` asks for). With a `shortlist`,
+    each batch scores only its candidate target ids (see `nmt.decoding.shortlist`)."""
+
+    def __init__(self, model: Seq2Seq, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab,
+                 cfg: DecodeConfig, search: Search | None = None, device: str = "cpu",
+                 shortlist: Shortlist | None = None):
+        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+        self.cfg, self.device = cfg, device
+        self.search = search or make_search(cfg)
+        self.shortlist = shortlist
+
+    def translate(self, lines: list[str], progress: bool = False,
+                  on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
+        """Translate lines; `on_split(line_no, n_chunks)` reports lines that were chunked."""
+        chunks: list[list[int]] = []
+        owner: list[int] = []
+        for n, line in enumerate(lines):
+            if not line.strip():
+                continue
+            parts = split_long(line, self.src_vocab, self.cfg.max_input_tokens)
+            if len(parts) > 1 and on_split is not None:
+                on_split(n + 1, len(parts))
+            chunks.extend(parts)
+            owner.extend([n] * len(parts))
+        model = self.model if self.shortlist is None else self.shortlist.restrict(self.model)
+        hyps = decode_ids(model, chunks, self.search, self.cfg.batch_size, self.device, progress)
+        per_line: list[list[Hypothesis]] = [[] for _ in lines]
+        for n, hyp in zip(owner, hyps, strict=True):
+            per_line[n].append(hyp)
+        return [Translation(self.detok(h), h) for h in per_line]
+
+    def nbest(self, translation: Translation) -> list[tuple[str, float]]:
+        """(text, score) of the n-best list, best first (needs a search made with n_best > 1).
+
+        A line translated in several chunks gets, as its k-th entry, the k-th entries of its
+        chunks joined (a chunk's best when it has fewer), scored by their sum.
+        """
+        if not translation.hyps:
+            return [("", 0.0)]
+        lists = [[h] + h.alternatives for h in translation.hyps]
+        out = []
+        for k in range(max(len(x) for x in lists)):
+            chosen = [x[min(k, len(x) - 1)] for x in lists]
+            out.append((self.detok(chosen), sum(h.score for h in chosen)))
+        return out
+
+    def replace_unk(self, line: str, translation: Translation) -> str:
+        """`translation.text` with each UNK replaced by the source word of `line` that the
+        UNK's attention row weighs most (Luong et al., 2015; see `nmt.alignment.extract`)."""
+        return replace_unks(line, translation.hyps, self.src_vocab, self.tgt_vocab)
+
+    def detok(self, hyps: list[Hypothesis]) -> str:
+        texts = self.tgt_vocab.decode([[t for t in h.tokens if t != EOS_ID] for h in hyps])
+        return " ".join(t for t in texts if t)

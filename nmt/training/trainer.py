@@ -1,0 +1,425 @@
+"""Training: token-bucketed batches, Adam, clipping, label smoothing, validation with BLEU,
+LR decay on plateau, early stopping, atomic checkpoints and exact resume.
+
+Resume is exact: `last.pt` holds the model, optimizer, scheduler, RNG state and a
+`TrainState` with the epoch and the position inside it, so a run interrupted at any point
+(even SIGKILL) and resumed from its last checkpoint ends with the same weights as a run that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nmt import checkpoint
+from nmt.config import Config
+from nmt.data.batching import BatchIterator
+from nmt.data.corpus import load_split, prepare_split
+from nmt.data.stream import StreamingBatches, sample_texts
+from nmt.data.vocab import Vocabs, load_vocabs, train_vocabs
+from nmt.decoding.translator import decode_ids, greedy_search
+from nmt.errors import NmtError
+from nmt.io import atomic_open
+from nmt.metrics import Score, corpus_bleu
+from nmt.model.seq2seq import build_model, count_parameters
+from nmt.training import distributed
+from nmt.training.device import (
+    autocast,
+    grad_scaler,
+    keep_freed_memory,
+    resolve_amp,
+    resolve_device,
+)
+from nmt.training.distributed import (
+    DistInfo,
+    broadcast_float,
+    gather_objects,
+    shard,
+    sum_float,
+    sum_int,
+    wrap,
+)
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs to continue where it stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained
+    train_seconds: float = 0.0  # wall time of training, validation and checkpoints
+    target_tokens: int = 0
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_validations: int = 0  # validations since the best one (early stopping)
+    last_validated_step: int = -1
+    early_stop: str = ""  # set when dev BLEU stopped improving; final, unlike budgets
+    stopped: str = ""  # why the latest run ended
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """One process's training loop; under torchrun, one rank of a DDP job (see
+    `nmt.training.distributed`): only rank 0 logs, validates and writes files."""
+
+    def __init__(self, cfg: Config, model_dir: Path, vocabs: Vocabs, quiet: bool = False,
+                 dist_info: DistInfo | None = None):
+        self.cfg, self.model_dir, self.vocabs = cfg, model_dir, vocabs
+        self.dist = dist_info or DistInfo()
+        self.quiet = quiet or not self.dist.is_main
+        tc = cfg.train
+        keep_freed_memory()
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        if cfg.data.streaming:
+            self.batches = StreamingBatches(cfg.data, vocabs.src, vocabs.tgt, tc.batch_tokens,
+                                            tc.seed)
+            n_train = "streamed"
+        else:
+            train_ds, report = prepare_split(cfg.data, cfg.data.train_split, vocabs.src,
+                                             vocabs.tgt, train=True, limit=cfg.data.max_train_pairs)
+            self.log(str(report))
+            self.batches = BatchIterator(train_ds, tc.batch_tokens, tc.seed)
+            n_train = f"{len(train_ds):,}"
+        dev_ds, dev_report = prepare_split(cfg.data, cfg.data.dev_split, vocabs.src, vocabs.tgt,
+                                           train=False, limit=cfg.data.max_dev_pairs)
+        self.log(str(dev_report))
+        self.dev_src_ids, self.dev_refs = dev_ds["src_ids"], dev_ds["tgt"]
+        self.device = resolve_device(tc.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.amp = resolve_amp(tc.amp, self.device)
+        torch.manual_seed(tc.seed)
+        self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)).to(self.device)
+        self.scaler = grad_scaler(self.device, self.amp)
+        self.ddp = wrap(self.model, self.dist, self.device)  # what the forward pass runs
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True,
+                                          weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=tc.lr_decay, patience=tc.lr_patience,
+            min_lr=tc.min_lr)
+        self.state = TrainState()
+        self.epoch_len = 0  # batches in the current epoch
+        self.log(f"model: {count_parameters(self.model):,} parameters, "
+                 f"{n_train} training pairs, {len(self.dev_refs):,} dev pairs")
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def log(self, msg: str) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.model_dir / "train.log", "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+        if not self.quiet:
+            tqdm.write(msg, file=sys.stderr)
+
+    def save_last(self) -> None:
+        """`last.pt` (rank 0 writes; every rank must call it: the RNG states are gathered)."""
+        rng = gather_objects(self.rng_state(), self.dist)
+        if not self.dist.is_main:
+            return
+        checkpoint.save({
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "train_state": dataclasses.asdict(self.state), "config": self.cfg.to_dict(),
+        }, self.model_dir / "last.pt")
+        self.log(f"checkpoint: step {self.state.step} saved to last.pt")
+
+    def rng_state(self) -> dict:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+    def save_numbered(self) -> None:
+        """Weights as `step{N}.pt`, keeping the newest `keep_checkpoints` (for averaging)."""
+        checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                         "train_state": {"step": self.state.step}},
+                        self.model_dir / f"step{self.state.step}.pt")
+        for old in checkpoint.numbered(self.model_dir)[: -self.cfg.train.keep_checkpoints]:
+            old.unlink()
+
+    def restore(self) -> None:
+        ckpt = checkpoint.load(self.model_dir / "last.pt")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        rng = ckpt["rng"]
+        if not isinstance(rng, list):
+            raise NmtError(f"{self.model_dir / 'last.pt'}: written by an older nmt without "
+                           "per-process RNG states; it cannot be resumed")
+        if len(rng) != self.dist.world_size:
+            raise NmtError(f"{self.model_dir / 'last.pt'} was saved by {len(rng)} process(es); "
+                           f"resume it with as many (this run has {self.dist.world_size})")
+        torch.set_rng_state(rng[self.dist.rank]["cpu"])
+        if self.device.type == "cuda" and rng[self.dist.rank]["cuda"] is not None:
+            torch.cuda.set_rng_state(rng[self.dist.rank]["cuda"], self.device)
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = TrainState(**ckpt["train_state"])
+        self.log(f"resumed at step {self.state.step} (epoch {self.state.epoch + 1}, "
+                 f"batch {self.state.batch_in_epoch})")
+
+    # ------------------------------------------------------------------ steps
+
+    def train_update(self, groups: list[list[int]], step: bool = True) -> tuple[float, int]:
+        """One optimizer update from the batches `groups` (update_freq of them, or fewer).
+
+        The gradients of all batches are summed and divided by their total target tokens, so
+        the update equals that of one batch holding them all. Returns (summed loss, tokens).
+        With `step` False: the gradients only (no clipping, no update; for FLOP counting).
+        """
+        batches = [self.batches.batch(indices) for indices in groups]
+        n_tokens = sum_int(sum(b.n_tokens for b in batches), self.dist, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for i, batch in enumerate(batches):
+            if self.device.type == "cuda":
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            last = i == len(batches) - 1  # DDP: sum gradients across ranks only once
+            with contextlib.nullcontext() if last or not self.dist.enabled else self.ddp.no_sync():
+                with autocast(self.device, self.amp):
+                    out = self.ddp(batch.src, batch.src_lengths, batch.tgt_in)
+                    loss = out.loss(batch.tgt_out, self.cfg.train.label_smoothing)
+                scaled = loss / n_tokens
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            total += loss.item()
+        total = sum_float(total, self.dist, self.device)
+        if not math.isfinite(total):
+            raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {total}")
+        if not step:
+            return total, n_tokens
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.cfg.train.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return total, n_tokens
+
+    @torch.no_grad()
+    def dev_bleu(self) -> tuple[Score | None, list[str]]:
+        """Greedy decoding of the dev set and its BLEU, on rank 0 (others get None)."""
+        if not self.dist.is_main:
+            return None, []
+        self.model.eval()
+        hyps = decode_ids(self.model, self.dev_src_ids, greedy_search(self.cfg.decode),
+                          self.cfg.decode.batch_size, self.device)
+        self.model.train()
+        texts = self.vocabs.tgt.decode([h.tokens for h in hyps])
+        return corpus_bleu(texts, self.dev_refs), texts
+
+    def validate(self) -> float:
+        """Dev BLEU, then the LR schedule, early stopping and best/numbered weights.
+
+        Every rank calls it and takes the same decisions from rank 0's BLEU.
+        """
+        score, texts = self.dev_bleu()
+        bleu = broadcast_float(score.value if score else 0.0, self.dist, self.device)
+        st = self.state
+        st.last_validated_step = st.step
+        improved = bleu > st.best_bleu
+        if improved:
+            st.best_bleu, st.best_step, st.bad_validations = bleu, st.step, 0
+            if self.dist.is_main:
+                checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                                 "train_state": {"step": st.step, "dev_bleu": bleu}},
+                                self.model_dir / "best.pt")
+                with atomic_open(self.model_dir / "dev.best.hyp") as f:
+                    f.write("".join(t + "\n" for t in texts))
+        else:
+            st.bad_validations += 1
+        if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
+            self.save_numbered()
+        self.scheduler.step(bleu)
+        lr = self.optimizer.param_groups[0]["lr"]
+        epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
+        st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
+                           "lr": lr, "train_seconds": round(st.train_seconds, 1)})
+        if score:
+            self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
+                     f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
+        if st.bad_validations >= self.cfg.train.patience:
+            st.early_stop = f"early stopping: no dev BLEU gain in {st.bad_validations} validations"
+        return bleu
+
+    def budget_left(self) -> str:
+        """Why training must stop now ('' if it can go on)."""
+        tc, st = self.cfg.train, self.state
+        if st.early_stop:
+            return st.early_stop
+        if tc.max_steps is not None and st.step >= tc.max_steps:
+            return f"max_steps {tc.max_steps} reached"
+        if tc.max_time is not None and st.train_seconds >= tc.max_time:
+            return f"max_time {tc.max_time:g}s reached"
+        if st.epoch >= tc.max_epochs:
+            return f"max_epochs {tc.max_epochs} reached"
+        return ""
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop_at_step: int | None = None) -> TrainState:
+        """Train until a budget ends it (or `stop_at_step`, as if the process were killed there).
+
+        Ctrl-C (SIGINT) stops cleanly after the current step and saves `last.pt` first; a
+        second Ctrl-C interrupts at once.
+        """
+        with interrupt_flag() as interrupted:
+            return self._run(stop_at_step, interrupted)
+
+    def _run(self, stop_at_step: int | None, interrupted: list[bool]) -> TrainState:
+        st = self.state
+        self.model.train()
+        clock = (time.perf_counter(), st.train_seconds)
+        while not self.budget_left():
+            total = self.batches.epoch_len(st.epoch)
+            self.epoch_len = -(-total // self.dist.world_size) if total else 0  # this rank's
+            specs = shard(self.batches.epoch(st.epoch), self.dist)
+            specs = itertools.islice(specs, st.batch_in_epoch, None)  # resume inside the epoch
+            with tqdm(total=self.epoch_len or None, initial=st.batch_in_epoch, unit="batch",
+                      desc=f"epoch {st.epoch + 1}", disable=self.quiet or None, leave=False,
+                      file=sys.stderr) as bar:
+                ended = self._epoch(specs, bar, clock, stop_at_step, interrupted)
+            if ended is None:
+                return st  # stop_at_step: as if the process had been killed here
+            if ended:
+                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+                if st.last_validated_step != st.step:
+                    self.validate()
+                self.save_last()
+        if st.last_validated_step != st.step:
+            self.validate()
+        st.stopped = self.budget_left()
+        self.save_last()  # again: `stopped` is part of the state
+        self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}")
+        return st
+
+    def _epoch(self, specs: Iterator, bar: tqdm, clock: tuple[float, float],
+               stop_at_step: int | None, interrupted: list[bool]) -> bool | None:
+        """Updates until the epoch ends (True), a budget ends training (False) or
+        `stop_at_step` is reached (None)."""
+        tc, st = self.cfg.train, self.state
+        window = [0.0, 0, time.perf_counter()]  # loss, tokens, start of the logging window
+        while not self.budget_left():
+            if stop_at_step is not None and st.step >= stop_at_step:
+                return None
+            if sum_int(int(interrupted[0]), self.dist, self.device):  # any rank: all stop
+                self.save_last()
+                raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
+                               f"with: nmt train --resume {self.model_dir}")
+            group = list(itertools.islice(specs, tc.update_freq))
+            if not group:
+                return True
+            loss, n_tokens = self.train_update(group)
+            # rank 0's clock decides time budgets, so all ranks stop at the same step
+            st.train_seconds = broadcast_float(clock[1] + time.perf_counter() - clock[0],
+                                               self.dist, self.device)
+            st.step, st.batch_in_epoch = st.step + 1, st.batch_in_epoch + len(group)
+            st.target_tokens += n_tokens
+            window[0], window[1] = window[0] + loss, window[1] + n_tokens
+            bar.update(len(group))
+            if st.step % tc.log_every == 0:
+                self.log_progress(window, bar)
+                window = [0.0, 0, time.perf_counter()]
+            if st.step % tc.validate_every == 0:
+                self.validate()
+            if st.step % tc.checkpoint_every == 0 or st.step % tc.validate_every == 0:
+                self.save_last()
+            if len(group) < tc.update_freq:
+                return True
+        return False
+
+    def log_progress(self, window: list, bar: tqdm) -> None:
+        loss, tokens, start = window
+        tok_s = tokens / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{loss / tokens:.3f}", tok_s=f"{tok_s:.0f}")
+        self.log(f"step {self.state.step} epoch {self.state.epoch + 1} loss "
+                 f"{loss / tokens:.4f} tokens/s {tok_s:.0f}")
+
+
+@contextlib.contextmanager
+def interrupt_flag():
+    """A one-element list set to True by the first SIGINT (main thread only)."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def prepare_model_dir(cfg: Config, model_dir: Path, quiet: bool = False) -> Vocabs:
+    """A fresh model directory: config.yaml and the subword models trained on the train split."""
+    if (model_dir / "last.pt").exists():
+        raise NmtError(f"{model_dir} already holds a training run; continue it with "
+                       f"--resume {model_dir} or choose another --model-dir")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_config(cfg, model_dir)
+    if cfg.data.streaming:  # a bounded sample: the first max_sentences pairs of the stream
+        src, tgt = sample_texts(cfg.data, cfg.vocab.max_sentences)
+    else:
+        raw = load_split(cfg.data, cfg.data.train_split, cfg.data.max_train_pairs)
+        src, tgt = raw["src"], raw["tgt"]
+    if not quiet:
+        print(f"training sentencepiece ({cfg.vocab.model_type}, {cfg.vocab.vocab_size}, "
+              f"{'joint' if cfg.vocab.joint else 'separate'}) on {len(src):,} pairs",
+              file=sys.stderr)
+    return train_vocabs(src, tgt, model_dir, cfg.vocab, cfg.train.seed)
+
+
+def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
+          train_overrides: dict | None = None, quiet: bool = False,
+          stop_at_step: int | None = None) -> TrainState:
+    """Train into `model_dir`; with `resume`, continue the run saved there.
+
+    `train_overrides` replaces fields of the `train` section on resume (budgets, say).
+    """
+    model_dir = Path(model_dir)
+    info = distributed.init()
+    try:
+        if resume:
+            cfg = checkpoint.read_config(model_dir)
+            if train_overrides:
+                cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                         **train_overrides))
+                if info.is_main:
+                    checkpoint.write_config(cfg, model_dir)
+        else:
+            assert cfg is not None
+            if info.is_main:  # sentencepiece is trained once, then every rank loads it
+                prepare_model_dir(cfg, model_dir, quiet)
+            distributed.barrier(info)
+        vocabs = load_vocabs(model_dir, cfg.vocab.joint)
+        trainer = Trainer(cfg, model_dir, vocabs, quiet, info)
+        if resume and (model_dir / "last.pt").exists():
+            trainer.restore()
+        state = trainer.run(stop_at_step)
+    except BaseException:
+        distributed.shutdown(info, clean=False)
+        raise
+    distributed.shutdown(info)
+    return state
