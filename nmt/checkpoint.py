@@ -21,8 +21,9 @@ import torch
 import yaml
 
 from nmt.config import Config, dump_yaml, from_dict
+from nmt.cpu import accelerate
 from nmt.data.vocab import Vocabs, load_vocabs
-from nmt.errors import NmtError
+from nmt.errors import NmtError, first_line
 from nmt.io import atomic_open
 from nmt.model.seq2seq import Seq2Seq, build_model
 
@@ -41,7 +42,7 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise NmtError(f"{path}: corrupt or unreadable checkpoint ({reason})") from None
     if not isinstance(obj, dict) or "model" not in obj:
         raise NmtError(f"{path}: not an nmt checkpoint")
@@ -123,5 +124,13 @@ def load_model(model_dir: str | Path, which: str = "best",
         model.load_state_dict(state)
     except RuntimeError as e:
         raise NmtError(f"{path}: weights do not match {model_dir / 'config.yaml'} "
-                       f"({str(e).splitlines()[0]})") from None
+                       f"({first_line(e)})") from None
     return model.to(device).eval(), cfg, vocabs
+
+
+def load_for_inference(checkpoint: str | Path, quantize: bool = False
+                       ) -> tuple[Seq2Seq, Config, Vocabs]:
+    """`load_model` (a model directory or a .pt file in one) with the CPU kernels attached
+    and prepared for decoding (`nmt.cpu.accelerate`; int8 weights with `quantize`)."""
+    model, cfg, vocabs = load_model(checkpoint)
+    return accelerate(model, training=False, quantize=quantize), cfg, vocabs

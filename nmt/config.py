@@ -22,6 +22,7 @@ import yaml
 from nmt.errors import NmtError
 
 ATTENTION_TYPES = ("bahdanau", "dot", "general", "concat")
+CELL_TYPES = ("lstm", "gru")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 # A float in exponent form without a dot (`1e-3`): YAML 1.1, so PyYAML, reads it as a string.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -82,7 +83,7 @@ class VocabConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """BiLSTM encoder, attention LSTM decoder (see MODEL.md).
+    """BiLSTM encoder, attention decoder with an LSTM or GRU cell (see docs/model.md).
 
     attention: "bahdanau" = additive score in the Bahdanau scheme (attend with s_{t-1}, feed
     c_t into the LSTM); "dot", "general", "concat" = Luong scheme (step, then attend).
@@ -94,6 +95,7 @@ class ModelConfig:
     enc_layers: int = 1
     dec_hidden: int = 512
     dec_layers: int = 1
+    cell: str = "lstm"  # the decoder's recurrent cell: lstm or gru
     attention: str = "bahdanau"
     attn_hidden: int | None = None  # additive/concat energy size; default dec_hidden
     input_feeding: bool = True
@@ -245,6 +247,8 @@ def validate(cfg: Config) -> Config:
 
 
 def _validate_model(m: ModelConfig) -> None:
+    if m.cell not in CELL_TYPES:
+        raise NmtError(f"model.cell: '{m.cell}' is not one of {', '.join(CELL_TYPES)}")
     if m.attention not in ATTENTION_TYPES:
         raise NmtError(f"model.attention: '{m.attention}' is not one of "
                        f"{', '.join(ATTENTION_TYPES)}")

@@ -8,3 +8,10 @@ Anything the user can fix (a bad path, a malformed file, an unknown config key) 
 
 class NmtError(Exception):
     """A user-facing error; its message is one line, printed without a traceback."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty),
+    for wrapping a library's multi-line error into an `NmtError`."""
+    text = str(error)
+    return text.splitlines()[0] if text.strip() else type(error).__name__

@@ -1,6 +1,6 @@
 """Thin wrapper: `python scripts/bench_speed.py --config data/configs/bench_bahdanau_if.yaml
---data ../shared/data/multi30k --json runs/speed.json [--checkpoint DIR] [--curves]
-[--profile N]` (see `nmt.cli.speed`)."""
+--data DIR --json runs/speed.json [--checkpoint DIR] [--curves] [--profile N]` (see
+`nmt.cli.speed`; `--help` lists every option)."""
 
 import sys
 from pathlib import Path

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 
+import pytest
 import torch
 
 _HF_TMP = tempfile.mkdtemp(prefix="nmt-tests-hf-")
@@ -27,3 +28,14 @@ torch.set_num_threads(1)
 
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(_HF_TMP, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_switches():
+    """Every test reads the kernel switches from its own environment (see
+    `tests.helpers.set_switch`)."""
+    from nmt.cpu import switches
+
+    switches.reset()
+    yield
+    switches.reset()

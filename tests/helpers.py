@@ -49,3 +49,23 @@ def train_toy_model(tmp_path_factory, **train_options: object) -> Path:
     out = tmp_path_factory.mktemp("run") / "model"
     train(toy_config(corpus, **({"max_steps": 8} | train_options)), out, quiet=True)
     return out
+
+
+def set_switch(monkeypatch, name: str, value: str | None) -> None:
+    """Set (or with None, unset) an `NMT_*` kernel switch for the rest of the test: the
+    variable, and `nmt.cpu.switches` made to read the environment again."""
+    from nmt.cpu import switches
+
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    switches.reset()
+
+
+def fast_linear(layer):
+    """`layer` (an `nn.Linear`) with the CPU kernel attached, as `nmt.cpu.accelerate` does."""
+    from nmt.cpu.matmul import FastLinear
+
+    layer.__class__ = FastLinear
+    return layer

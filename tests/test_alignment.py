@@ -12,22 +12,13 @@ import pytest
 import torch
 
 from nmt.alignment.extract import (
-    Segmented,
     SentenceAlignment,
     align_lines,
-    encode_line,
     forced_decode,
     hard_links,
-    hypothesis_segment,
     merge_subwords,
-    parse_pharaoh,
-    piece_words,
-    read_pharaoh,
-    replace_unks,
-    score_alignments,
-    segment,
-    write_pharaoh,
 )
+from nmt.alignment.pharaoh import parse_pharaoh, read_pharaoh, score_alignments, write_pharaoh
 from nmt.alignment.report import plot_heatmaps, render_report, write_report
 from nmt.checkpoint import load_model
 from nmt.cli import main as nmt_main
@@ -35,8 +26,10 @@ from nmt.cli.align_score import main as align_score_main
 from nmt.cli.translate import main as translate_main
 from nmt.config import DecodeConfig
 from nmt.data.batching import encode_sources
+from nmt.data.words import Segmented, encode_line, hypothesis_segment, piece_words, segment
 from nmt.decoding.search import Hypothesis, beam_search
 from nmt.decoding.translator import Translator
+from nmt.decoding.unk import replace_unks
 from nmt.errors import NmtError
 from nmt.model.seq2seq import build_model
 from nmt.special import UNK_ID

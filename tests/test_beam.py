@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nmt.config import DecodeConfig
+from nmt.decoding.decode import beam_search_fn
 from nmt.decoding.processors import (
     LengthPenalty,
     apply_processors,
@@ -24,7 +25,6 @@ from nmt.decoding.processors import (
     min_length,
 )
 from nmt.decoding.search import beam_search, greedy
-from nmt.decoding.translator import beam_search_fn
 from nmt.model.decoder import DecoderState, Memory
 from nmt.model.seq2seq import StepResult, build_model
 from nmt.special import BOS_ID, EOS_ID, UNK_ID
@@ -66,16 +66,16 @@ class PrefixModel:
         mask = torch.arange(S)[None] < src_lengths[:, None]
         memory = Memory(torch.zeros(B, S, 1), torch.zeros(B, S, 1), mask)
         sentence = torch.arange(B, dtype=torch.float).view(B, 1)
-        return memory, DecoderState(torch.zeros(1, B, MAX_STEPS), torch.zeros(1, B, 1), sentence)
+        return memory, DecoderState((torch.zeros(1, B, MAX_STEPS), torch.zeros(1, B, 1)), sentence)
 
     def decode_step(self, tokens, state, memory):
         self.calls += 1
-        h, c = state.h.clone(), state.c + 1
+        h, c = state.rnn[0].clone(), state.rnn[1] + 1
         probs = torch.full((tokens.size(0), self.vocab), 1e-9)
         mask = memory.row_mask()
         attn = mask.float() / mask.sum(1, keepdim=True)
         for r in range(tokens.size(0)):
-            n = int(state.c[0, r, 0])
+            n = int(state.rnn[1][0, r, 0])
             if n > 0:  # the token fed now is the last one emitted
                 h[0, r, n - 1] = tokens[r]
             prefix = tuple(int(x) for x in h[0, r, :n])
@@ -84,7 +84,7 @@ class PrefixModel:
             probs[r, list(row)] = torch.tensor(list(row.values()))
             if prefix in self.attention:
                 attn[r] = torch.tensor(self.attention[prefix])
-        return StepResult(probs.log(), DecoderState(h, c, state.feed), attn)
+        return StepResult(probs.log(), DecoderState((h, c), state.feed), attn)
 
     @staticmethod
     def reorder_state(state, index):

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nmt.config import ModelConfig
+from nmt.cpu import accelerate
 from nmt.cpu.dropout import Dropout, dropout, keep_mask, keep_probability
 from nmt.model.seq2seq import build_model
 
@@ -58,5 +59,7 @@ def test_reproducible_and_identity_when_off():
 def test_model_uses_it_everywhere():
     cfg = ModelConfig(emb_size=12, enc_hidden=8, dec_hidden=16, dec_layers=2, dropout=0.3)
     model = build_model(cfg, 20, 25)
-    assert not [m for m in model.modules() if isinstance(m, nn.Dropout)]
-    assert len([m for m in model.modules() if isinstance(m, Dropout)]) == 3
+    assert len([m for m in model.modules() if type(m) is nn.Dropout]) == 3  # plain
+    accelerate(model)
+    assert not [m for m in model.modules() if type(m) is nn.Dropout]
+    assert len([m for m in model.modules() if type(m) is Dropout]) == 3

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.ao.nn.quantized import dynamic as qdyn
 
-from nmt.cpu.inference import prepare_for_inference
+from nmt.cpu import accelerate
 from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.shortlist import Shortlist
 from nmt.model.seq2seq import build_model
 from nmt.special import BOS_ID
 from tests.test_model import VARIANTS, padded_batch, tiny_config
@@ -24,14 +25,14 @@ def model_pair(attention: str, feeding: bool, layers: int = 1, seed: int = 0):
     with torch.no_grad():  # larger weights: peaked distributions, distinct argmaxes
         for p in plain.parameters():
             p.mul_(3.0)
-    return plain, prepare_for_inference(copy.deepcopy(plain))
+    return plain, accelerate(copy.deepcopy(plain), training=False)
 
 
 @pytest.mark.parametrize("attention,feeding,layers", [*((a, f, 1) for a, f in VARIANTS),
                                                       ("bahdanau", True, 2), ("general", True, 2)])
 def test_fused_step_equals_plain_step(attention, feeding, layers):
     plain, fused = model_pair(attention, feeding, layers)
-    assert fused.decoder.fused is not None and plain.decoder.fused is None
+    assert fused.decoder.fused is not None and not hasattr(plain.decoder, "fused")
     src, lengths = padded_batch([5, 3, 4], vocab=V)
     with torch.inference_mode():
         outs = []
@@ -40,7 +41,7 @@ def test_fused_step_equals_plain_step(attention, feeding, layers):
             tokens, steps = torch.full((3,), BOS_ID), []
             for t in range(4):
                 r = model.decode_step(tokens, state, memory)
-                steps.append((r.log_probs, r.attn, r.state.h, r.state.c))
+                steps.append((r.log_probs, r.attn, *r.state.rnn))
                 state, tokens = r.state, torch.tensor([5 + t, 7, 9])
             outs.append(steps)
     for a, b in zip(*outs, strict=True):
@@ -74,8 +75,8 @@ def test_int8_quantizes_every_linear_but_v_and_stays_close():
     with torch.no_grad():  # back to moderate weights: int8 error relative to a usable model
         for p in plain.parameters():
             p.div_(3.0)
-    q = prepare_for_inference(copy.deepcopy(plain), quantize=True)
-    linears = [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]
+    q = accelerate(copy.deepcopy(plain), training=False, quantize=True)
+    linears = [n for n, m in q.named_modules() if isinstance(m, torch.nn.Linear)]
     assert linears == ["decoder.attention.energy"]  # v: a matrix-vector product stays fp32
     assert isinstance(q.generator, qdyn.Linear) and isinstance(q.encoder.rnn, qdyn.LSTM)
     assert isinstance(q.decoder.fused.rec, qdyn.Linear)
@@ -115,14 +116,15 @@ def test_int8_shortlist_output_layer_is_int8_and_close_to_the_full_one():
     with torch.no_grad():
         for p in plain.parameters():
             p.div_(3.0)
-    q = prepare_for_inference(copy.deepcopy(plain), quantize=True)
+    q = accelerate(copy.deepcopy(plain), training=False, quantize=True)
     src, lengths = padded_batch([5, 3, 4], vocab=V)
-    vocab = torch.arange(V)  # a shortlist of everything: only requantization differs
+    # a shortlist of everything: only requantization differs
+    shortlisted = Shortlist(torch.arange(V), torch.full((V, 1), -1)).restrict(q)
     with torch.inference_mode():
-        memory, state = q.encode(src, lengths, vocab=vocab)
+        memory, state = shortlisted.encode(src, lengths)
         assert isinstance(memory.output, qdyn.Linear)
         tokens = torch.full((3,), BOS_ID)
-        restricted = q.decode_step(tokens, state, memory).log_probs
+        restricted = shortlisted.decode_step(tokens, state, memory).log_probs
         memory_full, _ = q.encode(src, lengths)
         full = q.decode_step(tokens, state, memory_full).log_probs
     assert (restricted - full).abs().max() < 0.05

@@ -3,10 +3,12 @@
 import pytest
 import torch
 
-from nmt.cpu import matmul
-from nmt.cpu.loss import cross_entropy, output_loss
+from nmt.cpu import accelerate, matmul, switches
+from nmt.cpu.loss import output_loss
+from nmt.model.loss import cross_entropy
 from nmt.model.seq2seq import build_model
 from nmt.special import PAD_ID
+from tests.helpers import set_switch
 from tests.test_model import padded_batch, tiny_config
 
 
@@ -29,7 +31,7 @@ def fused(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float, sc
 @pytest.mark.parametrize("onednn", [True, False])
 def test_equals_torchs_loss_and_gradients(monkeypatch, eps, onednn):
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
-    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "1" if onednn else "0")
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "1" if onednn else "0")
     torch.manual_seed(0)
     h, w = torch.randn(2, 9, 16), torch.randn(40, 16)  # (B, T, A), (V, A)
     target = torch.randint(1, 40, (2, 9))
@@ -84,7 +86,7 @@ def test_model_loss_equals_loss_on_logits(tie):
     """Every parameter's gradient through the fused loss equals torch's loss on `logits`."""
     cfg = tiny_config(emb_size=16, out_size=16, tie_embeddings=tie, dropout=0.2)
     torch.manual_seed(0)
-    model = build_model(cfg, 20, 25)
+    model = accelerate(build_model(cfg, 20, 25))
     src, lengths = padded_batch([6, 4, 5])
     tgt_in = torch.randint(4, 25, (3, 7))
     tgt_out = torch.randint(4, 25, (3, 7))
@@ -106,8 +108,8 @@ def test_model_loss_equals_loss_on_logits(tie):
 
 def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
     calls = []
-    monkeypatch.setattr("nmt.model.seq2seq.output_loss", lambda *a: calls.append(a))
-    model = build_model(tiny_config(), 20, 25)
+    monkeypatch.setattr("nmt.cpu.loss.output_loss", lambda *a: calls.append(a))
+    model = accelerate(build_model(tiny_config(), 20, 25))
     src, lengths = padded_batch([6, 4])
     tgt = torch.randint(4, 25, (2, 5))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -120,11 +122,19 @@ def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
 def test_switch_off_uses_torchs_op(monkeypatch):
     """`NMT_FUSED_LOSS=0` (what `bench_speed --ab` compares against) takes torch's op."""
     calls = []
-    monkeypatch.setattr("nmt.model.seq2seq.output_loss", lambda *a: calls.append(a))
-    monkeypatch.setenv("NMT_FUSED_LOSS", "0")
-    model = build_model(tiny_config(), 20, 25)
-    src, lengths = padded_batch([6, 4])
-    tgt = torch.randint(4, 25, (2, 5))
-    out = model(src, lengths, tgt)
-    torch.testing.assert_close(out.loss(tgt, 0.1), cross_entropy(out.logits, tgt, 0.1, PAD_ID))
-    assert not calls
+    monkeypatch.setattr("nmt.cpu.loss.output_loss", lambda *a: calls.append(a))
+    set_switch(monkeypatch, "NMT_FUSED_LOSS", "0")
+    switches.reset()  # read the environment again
+    try:
+        model = accelerate(build_model(tiny_config(), 20, 25))
+        src, lengths = padded_batch([6, 4])
+        tgt = torch.randint(4, 25, (2, 5))
+        out = model(src, lengths, tgt)
+        torch.testing.assert_close(out.loss(tgt, 0.1),
+                                   cross_entropy(out.logits, tgt, 0.1, PAD_ID))
+        assert not calls
+        with switches.override(fused_loss=True):  # the same model, the switch on: fused
+            model(src, lengths, tgt).loss(tgt, 0.1)
+        assert len(calls) == 1
+    finally:
+        switches.reset()

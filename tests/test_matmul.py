@@ -1,5 +1,6 @@
 """nmt.cpu.matmul: oneDNN products equal torch's to fp32 rounding, with gradients; fallbacks."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -10,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.cpu import matmul
-from nmt.cpu.inference import prepare_for_inference
-from nmt.cpu.matmul import linear, mm_nt, onednn_available, onednn_matmul, project
+from nmt.cpu import accelerate, matmul
+from nmt.cpu.matmul import linear, mm_nt, onednn_available, onednn_matmul
 from nmt.decoding.search import beam_search, greedy
 from nmt.model.seq2seq import build_model
+from tests.helpers import fast_linear, set_switch
 from tests.test_model import padded_batch, tiny_config
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
@@ -24,13 +25,13 @@ needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
 @pytest.fixture(autouse=True)
 def every_size(monkeypatch):
     """Default settings, except that the tests' small products go to oneDNN too."""
-    monkeypatch.delenv("NMT_ONEDNN_MATMUL", raising=False)
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", None)
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
 
 
 def test_on_by_default_off_when_opted_out(monkeypatch):
     assert onednn_matmul() == onednn_available()
-    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
     assert not onednn_matmul()
     x, w = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True)
     assert torch.equal(linear(x, w), torch.nn.functional.linear(x, w))
@@ -95,14 +96,20 @@ def test_mm_nt_layouts_equal_torch_with_a_row_major_input(a_t, b_t, m, onednn_ca
 
 @needs_onednn
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-def test_importing_nmt_caps_onednn_caches(tmp_path):
+def test_accelerate_caps_onednn_caches_and_importing_changes_nothing(tmp_path):
     """oneDNN and ideep keep a primitive (~1 MiB) per product shape, 1,024 of each by
-    default; `nmt.cpu.matmul` caps both, so a stream of new shapes (each batch's row count)
-    does not grow the process without bound. Uncapped, this loop grows by ~300 MiB."""
+    default; `nmt.cpu.accelerate` caps both (importing `nmt` changes no process setting), so
+    a stream of new shapes (each batch's row count) does not grow the process without bound.
+    Uncapped, this loop grows by ~300 MiB."""
     script = tmp_path / "shapes.py"
     script.write_text(textwrap.dedent("""
+        import os
         import torch
-        import nmt.cpu.matmul
+        import nmt.cpu, nmt.checkpoint, nmt.training.trainer
+        assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ  # not at import
+        from nmt.config import ModelConfig
+        from nmt.model import build_model
+        nmt.cpu.accelerate(build_model(ModelConfig(emb_size=4, enc_hidden=4, dec_hidden=8), 9, 9))
         def rss():
             return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
         op = torch.ops.mkldnn._linear_pointwise
@@ -118,13 +125,16 @@ def test_importing_nmt_caps_onednn_caches(tmp_path):
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                          text=True, check=True)
     assert float(out.stdout) < 120, out.stdout
-def test_linear_and_project_gradients_equal_torch():
+
+
+def test_linear_and_fast_linear_gradients_equal_torch():
     torch.manual_seed(1)
     layer = nn.Linear(24, 16)
     x = torch.randn(3, 5, 24, requires_grad=True)
     params = [x, layer.weight, layer.bias]
-    got = project(layer, x)
-    g_got = torch.autograd.grad(got.sin().sum(), params)
+    fast = fast_linear(copy.deepcopy(layer))
+    got = fast(x)
+    g_got = torch.autograd.grad(got.sin().sum(), [x, fast.weight, fast.bias])
     want = layer(x)
     g_want = torch.autograd.grad(want.sin().sum(), params)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -135,8 +145,7 @@ def test_linear_and_project_gradients_equal_torch():
 
 
 def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_calls):
-    """Decoding: one product with the bias, no autograd function; other dtypes and modules
-    (an int8 layer after `inference.quantize`) are torch's or the module's own."""
+    """Decoding: one product with the bias, no autograd function; other dtypes are torch's."""
     spied = []
     monkeypatch.setattr(matmul, "_Linear", type("Spy", (), {
         "apply": staticmethod(lambda *a: spied.append(a) or F.linear(*a))}))
@@ -144,14 +153,12 @@ def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_call
     layer = nn.Linear(6, 4)
     x = torch.randn(2, 3, 6)
     with torch.inference_mode():
-        got = project(layer, x)
+        got = fast_linear(copy.deepcopy(layer))(x)
     torch.testing.assert_close(got, layer(x), atol=1e-5, rtol=1e-5)
     assert got.shape == (2, 3, 4) and not spied
     assert len(onednn_calls) == int(onednn_matmul())
     assert torch.equal(linear(x.double(), layer.weight.double()),
                        F.linear(x.double(), layer.weight.double()))
-    seq = nn.Sequential(nn.Linear(6, 4))
-    assert torch.equal(project(seq, x), seq(x))  # not an nn.Linear: called as it is
     if onednn_matmul():  # with autograd, fp32: the autograd function
         linear(x, layer.weight)
         assert len(spied) == 1
@@ -167,8 +174,7 @@ def test_search_with_onednn_products_equals_torch(monkeypatch, fuse, onednn_call
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3.0)  # peaked distributions: distinct argmaxes
-    if fuse:
-        model = prepare_for_inference(model)
+    model = accelerate(model, training=not fuse)
     src, lengths = padded_batch([6, 2, 5, 4], vocab=30, seed=1)
 
     def run():
@@ -180,7 +186,7 @@ def test_search_with_onednn_products_equals_torch(monkeypatch, fuse, onednn_call
 
     dnn = run()
     assert onednn_calls  # the products did go through oneDNN
-    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
     plain = run()
     assert [h.tokens for h in dnn] == [h.tokens for h in plain]
     for a, b in zip(dnn, plain, strict=True):
@@ -203,7 +209,8 @@ def test_column_slices_are_not_given_to_onednn():
     wide = torch.randn(16, 40, requires_grad=True)
     part = wide[:, :24]  # strides (40, 1)
     x = torch.randn(5, 24)
-    assert not matmul._use_onednn(x, part) and matmul._use_onednn(x, part.t().contiguous().t())
+    assert not matmul._eligible(5 * 24 * 16, x, part)
+    assert matmul._eligible(5 * 24 * 16, x, part.t().contiguous().t())
     torch.testing.assert_close(mm_nt(x, part.detach()), x @ part.detach().t())
     got = linear(x, part)
     grad = torch.autograd.grad(got.sum(), wide)[0]
@@ -236,10 +243,10 @@ def test_packed_weights_equal_plain_products(monkeypatch):
     monkeypatch.setattr(matmul, "MIN_MACS", 5 * 12 * 7 + 1)
     assert pack_weight(w, 5) is None  # too small a product: torch's
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
-    monkeypatch.setenv("NMT_PACK_WEIGHTS", "0")
+    set_switch(monkeypatch, "NMT_PACK_WEIGHTS", "0")
     assert pack_weight(w, 5) is None  # switched off
-    monkeypatch.delenv("NMT_PACK_WEIGHTS")
-    monkeypatch.setenv("NMT_ONEDNN_MATMUL", "0")
+    set_switch(monkeypatch, "NMT_PACK_WEIGHTS", None)
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
     assert pack_weight(w, 5) is None
 
 
@@ -296,7 +303,7 @@ def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_cal
     from nmt.cpu.inference import step_linears
 
     torch.manual_seed(4)
-    model = prepare_for_inference(build_model(tiny_config("bahdanau", True), 30, 30))
+    model = accelerate(build_model(tiny_config("bahdanau", True), 30, 30), training=False)
     layers = step_linears(model)
     assert len(layers) == 4 and all(layer._packed_weight is not None for layer in layers)
     src, lengths = padded_batch([6, 2, 5], vocab=30, seed=2)
@@ -308,7 +315,7 @@ def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_cal
     packed = run()
     assert any(b.layout == torch._mkldnn for _, b in onednn_calls)
     onednn_calls.clear()
-    monkeypatch.setenv("NMT_PACK_WEIGHTS", "0")
+    set_switch(monkeypatch, "NMT_PACK_WEIGHTS", "0")
     plain = run()
     assert not any(b.layout == torch._mkldnn for _, b in onednn_calls)
     assert [h.tokens for h in packed] == [h.tokens for h in plain]
@@ -321,14 +328,14 @@ def test_a_changed_weight_is_not_multiplied_packed():
     from nmt.cpu.matmul import pack_linear
 
     torch.manual_seed(5)
-    layer, x = nn.Linear(8, 6), torch.randn(4, 8)
+    layer, x = fast_linear(nn.Linear(8, 6)), torch.randn(4, 8)
     assert pack_linear(layer)
     with torch.no_grad():
-        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
         layer.weight.mul_(-2.0)  # in place: the packed copy is stale
-        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
         layer.weight = nn.Parameter(torch.randn(6, 8))  # replaced
-        torch.testing.assert_close(project(layer, x), F.linear(x, layer.weight, layer.bias))
-    y = project(layer, x.requires_grad_())  # autograd: the plain products, with gradients
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    y = layer(x.requires_grad_())  # autograd: the plain products, with gradients
     y.sum().backward()
     assert x.grad is not None and layer.weight.grad is not None

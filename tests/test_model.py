@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from nmt.config import ModelConfig
+from nmt.cpu import accelerate
+from nmt.cpu.attention import FastAdditiveAttention
 from nmt.model.attention import build_attention
 from nmt.model.decoder import DecoderState
 from nmt.model.seq2seq import build_model
@@ -20,6 +22,12 @@ def tiny_config(attention: str = "bahdanau", input_feeding: bool = True, **kw) -
                 input_feeding=input_feeding, dropout=0.0)
     base.update(kw)
     return ModelConfig(**base)
+
+
+def make_model(cfg: ModelConfig, fast: bool, src_vocab: int = 20, tgt_vocab: int = 25):
+    """A new model, plain or with the CPU kernels attached (`nmt.cpu.accelerate`)."""
+    model = build_model(cfg, src_vocab, tgt_vocab)
+    return accelerate(model) if fast else model
 
 
 def padded_batch(lengths: list[int], vocab: int = 20, seed: int = 0):
@@ -52,16 +60,21 @@ def test_attention_masks_padding_and_normalises(kind):
 
 @pytest.mark.parametrize("kind", ["bahdanau", "concat"])
 def test_additive_scores_are_v_tanh_and_blocks_change_nothing(kind, monkeypatch):
-    """The sigmoid form and the cache-sized blocks give e = v^T tanh(W q + U h) exactly."""
+    """The plain scores, the kernel's sigmoid form and its cache-sized blocks all give
+    e = v^T tanh(W q + U h)."""
     torch.manual_seed(0)
     attn = build_attention(kind, 12, 16, 10)
     memory, query = torch.randn(7, 5, 16), torch.randn(7, 3, 12)
     want = torch.tanh((query @ attn.query_proj.weight.T).unsqueeze(2)
                       + (memory @ attn.key_proj.weight.T).unsqueeze(1)) @ attn.energy.weight[0]
+    torch.testing.assert_close(attn.scores(query, attn.keys(memory)), want,
+                               atol=1e-6, rtol=1e-5)
+    attn.__class__ = FastAdditiveAttention  # what nmt.cpu.accelerate does
+    torch.testing.assert_close(attn.keys(memory), 2 * memory @ attn.key_proj.weight.T)
     trained = attn.scores(query, attn.keys(memory))  # autograd: one (B, T, S, A) pass
     assert trained.requires_grad
     torch.testing.assert_close(trained, want, atol=1e-6, rtol=1e-5)
-    monkeypatch.setattr(type(attn), "BLOCK", 2 * 3 * 5 * 10)  # blocks of 2 rows (4 blocks)
+    monkeypatch.setattr(FastAdditiveAttention, "BLOCK", 2 * 3 * 5 * 10)  # blocks of 2 rows
     with torch.inference_mode():
         torch.testing.assert_close(attn.scores(query, attn.keys(memory)), want,
                                    atol=1e-6, rtol=1e-5)
@@ -74,10 +87,11 @@ def test_attention_keys_are_the_projected_memory():
 
 
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
-def test_encoder_padding_invariance(attention, feeding):
+@pytest.mark.parametrize("fast", [False, True])
+def test_encoder_padding_invariance(attention, feeding, fast):
     """A sentence encodes (and decodes) the same alone as when padded inside a batch."""
     torch.manual_seed(1)
-    model = build_model(tiny_config(attention, feeding, enc_layers=2), 20, 25).eval()
+    model = make_model(tiny_config(attention, feeding, enc_layers=2), fast).eval()
     src, lengths = padded_batch([7, 4, 2])
     tgt = torch.randint(4, 25, (3, 5))
     batch_out = model(src, lengths, tgt)
@@ -90,10 +104,12 @@ def test_encoder_padding_invariance(attention, feeding):
 
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layers):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layers, cell, fast):
     torch.manual_seed(2)
-    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers)
-    model = build_model(cfg, 20, 25).eval()
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers, cell=cell)
+    model = make_model(cfg, fast).eval()
     src, lengths = padded_batch([6, 3])
     tgt = torch.randint(4, 25, (2, 7))
     fast, loop = model(src, lengths, tgt, fast=True), model(src, lengths, tgt, fast=False)
@@ -103,10 +119,12 @@ def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layer
 
 
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
-def test_decode_step_equals_teacher_forcing(attention, feeding):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_decode_step_equals_teacher_forcing(attention, feeding, cell, fast):
     """Stepping decode_step token by token gives the teacher-forced log-probs and attention."""
     torch.manual_seed(3)
-    model = build_model(tiny_config(attention, feeding), 20, 25).eval()
+    model = make_model(tiny_config(attention, feeding, cell=cell), fast).eval()
     src, lengths = padded_batch([5, 2])
     tgt = torch.cat([torch.full((2, 1), BOS_ID), torch.randint(4, 25, (2, 4))], dim=1)
     forced = model(src, lengths, tgt)
@@ -121,12 +139,14 @@ def test_decode_step_equals_teacher_forcing(attention, feeding):
 
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_teacher_forcing_gradients_equal_the_decode_step_loop(attention, feeding, layers):
-    """Training's forward (one recurrent matmul per step, its weight gradient deferred to one
-    matmul per sequence, the fast paths) gives the gradients of the plain step loop."""
+def test_teacher_forcing_gradients_equal_the_decode_step_loop(attention, feeding, layers,
+                                                              fast=True, cell="lstm"):
+    """Training's forward (with the kernels: one recurrent product per step, its weight
+    gradient deferred to one product per sequence, the fast paths) gives the gradients of the
+    decode_step loop."""
     torch.manual_seed(4)
-    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers)
-    model = build_model(cfg, 20, 25).train()  # dropout 0: both passes see the same network
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers, cell=cell)
+    model = make_model(cfg, fast).train()  # dropout 0: both passes see the same network
     src, lengths = padded_batch([6, 3])
     tgt = torch.randint(4, 25, (2, 8))
     tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
@@ -192,7 +212,8 @@ def test_reorder_state_selects_rows():
     index = torch.tensor([2, 0, 0])
     moved = model.reorder_state(state, index)
     assert isinstance(moved, DecoderState)
-    assert torch.equal(moved.h[:, 1], state.h[:, 0]) and torch.equal(moved.c[:, 0], state.c[:, 2])
+    h, c = moved.rnn
+    assert torch.equal(h[:, 1], state.rnn[0][:, 0]) and torch.equal(c[:, 0], state.rnn[1][:, 2])
     assert torch.equal(moved.feed[0], state.feed[2])
     assert torch.equal(memory.select(index).mask[0], memory.mask[2])
 
@@ -201,7 +222,7 @@ def test_bridge_and_zero_init():
     src, lengths = padded_batch([3, 2])
     zero = build_model(tiny_config(bridge=False), 20, 25)
     _, state = zero.encode(src, lengths)
-    assert torch.count_nonzero(state.h) == 0 and torch.count_nonzero(state.c) == 0
+    assert torch.count_nonzero(state.rnn[0]) == 0 and torch.count_nonzero(state.rnn[1]) == 0
     bridged = build_model(tiny_config(bridge=True, enc_layers=2, dec_layers=3), 20, 25)
     _, state = bridged.encode(src, lengths)
     assert state.h.shape == (3, 2, 16) and torch.count_nonzero(state.h) > 0
@@ -221,3 +242,25 @@ def test_attention_weights_are_not_stored_on_modules():
     before = {k for m in model.modules() for k in vars(m)}
     model(src, lengths, torch.randint(4, 25, (1, 3)))
     assert {k for m in model.modules() for k in vars(m)} == before
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_cell_step_equals_torchs_layer_over_one_step(cell, layers):
+    """`step` (the equations, one time step over the stacked layers) gives what torch's own
+    nn.LSTM / nn.GRU give for a sequence of length 1; `sequence` is torch's layer itself."""
+    from nmt.model.cells import build_cell
+
+    torch.manual_seed(7)
+    rnn = build_cell(cell, 6, 5, layers, dropout=0.0)
+    x = torch.randn(4, 6)
+    h0 = torch.randn(layers, 4, 5)
+    state = rnn.initial_state(h0, torch.randn(layers, 4, 5) if cell == "lstm" else None)
+    assert len(state) == (2 if cell == "lstm" else 1)
+    stepped = rnn.step(x, state)
+    out, want = rnn.sequence(x.unsqueeze(1), state)
+    for a, b in zip(stepped, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(rnn.top(stepped), out[:, 0], atol=1e-6, rtol=1e-5)
+    moved = rnn.select(stepped, torch.tensor([3, 0]))
+    assert torch.equal(moved[0][:, 0], stepped[0][:, 3])

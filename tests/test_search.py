@@ -30,18 +30,18 @@ class ScriptedModel:
         mask = torch.arange(S)[None] < src_lengths[:, None]
         memory = Memory(torch.zeros(B, S, 1), torch.zeros(B, S, 1), mask)
         ids = torch.arange(B, dtype=torch.float)
-        return memory, DecoderState(ids.view(1, B, 1), torch.zeros(1, B, 1), torch.zeros(B, 0))
+        return memory, DecoderState((ids.view(1, B, 1), torch.zeros(1, B, 1)), torch.zeros(B, 0))
 
     def decode_step(self, tokens, state, memory):
         B = tokens.size(0)
         probs = torch.full((B, self.vocab), 1e-9)
-        t = state.c[0, :, 0].long()
+        t = state.rnn[1][0, :, 0].long()
         for r in range(B):
-            b = int(state.h[0, r, 0])
+            b = int(state.rnn[0][0, r, 0])
             row = self.script[b][min(int(t[r]), len(self.script[b]) - 1)]
             probs[r, list(row)] = torch.tensor(list(row.values()))
         attn = memory.mask.float() / memory.mask.sum(1, keepdim=True)
-        new = DecoderState(state.h, state.c + 1, state.feed)
+        new = DecoderState((state.rnn[0], state.rnn[1] + 1), state.feed)
         return StepResult(probs.log(), new, attn)
 
     @staticmethod

@@ -19,7 +19,6 @@ from nmt.data.batching import encode_sources
 from nmt.decoding.search import beam_search, greedy
 from nmt.decoding.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, count_pairs
 from nmt.decoding.translator import Translator
-from nmt.model.decoder import Memory
 from nmt.model.seq2seq import StepResult
 from nmt.special import EOS_ID, PAD_ID, UNK_ID
 from tests.helpers import WORDS, train_toy_model
@@ -127,11 +126,15 @@ def test_memory_select_keeps_the_batch_vocabulary(loaded):
     model, _, vocabs = loaded
     src, lengths = batch(vocabs)
     vocab = torch.tensor([UNK_ID, EOS_ID, 7, 9])
-    memory, _ = model.encode(src, lengths, vocab=vocab)
+    sl = Shortlist(vocab[2:], torch.full((len(vocabs.src), 1), -1))
+    memory, _ = sl.restrict(model).encode(src, lengths)
+    assert torch.equal(memory.vocab, vocab)
     assert torch.equal(memory.output.weight, model.generator.weight[vocab])
+    assert type(memory.output) is type(model.generator)  # the same kernels
     picked = memory.select(torch.tensor([2, 2, 0]))
     assert picked.vocab is memory.vocab and picked.output is memory.output
-    assert Memory(memory.states, memory.keys, memory.mask).vocab is None
+    assert torch.equal(picked.mask[0], memory.mask[2])
+    assert picked.expand(3).vocab is memory.vocab
 
 
 def test_full_shortlist_decodes_exactly_as_without(loaded):
@@ -156,14 +159,14 @@ def test_restricted_shortlist_emits_only_candidates(loaded):
     sl = Shortlist(torch.tensor(allowed), torch.full((len(vocabs.src), 1), -1))
     vocab = sl.candidates(src, lengths)
     assert vocab.tolist() == sorted([UNK_ID, EOS_ID, *allowed])
-    memory, state = model.encode(src, lengths, vocab=vocab)
-    step = model.decode_step(torch.full((src.size(0),), 2), state, memory)
-    assert step.log_probs.shape == (src.size(0), len(vocab)) and step.vocab is vocab
+    restricted = sl.restrict(model)
+    memory, state = restricted.encode(src, lengths)
+    step = restricted.decode_step(torch.full((src.size(0),), 2), state, memory)
+    assert step.log_probs.shape == (src.size(0), len(vocab)) and torch.equal(step.vocab, vocab)
     memory_all, _ = model.encode(src, lengths)  # the same logits, renormalised over vocab
     full = model.decode_step(torch.full((src.size(0),), 2), state, memory_all).log_probs
     torch.testing.assert_close(step.log_probs, full[:, vocab].log_softmax(-1))
     assert step.token_ids(torch.tensor([[0, 3]])).tolist() == [[vocab[0], vocab[3]]]
-    restricted = sl.restrict(model)
     hyps = greedy(restricted, src, lengths, max_len_offset=4)
     hyps += [h for n in beam_search(restricted, src, lengths, beam_size=3, n_best=3,
                                     max_len_offset=4) for h in n]

@@ -19,7 +19,7 @@ from nmt.cpu.matmul import onednn_available
 from nmt.data.vocab import load_vocabs
 from nmt.errors import NmtError
 from nmt.training.trainer import train
-from tests.helpers import WORDS, toy_config, write_toy_corpus
+from tests.helpers import WORDS, set_switch, toy_config, write_toy_corpus
 
 
 @pytest.fixture(scope="module")
@@ -255,20 +255,22 @@ def test_flop_count_includes_lstm_layers(batch_first):
     assert flops == 2 * 3 * 2 * 5 * 7 * 32 * (12 + 8)
 
 
-def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeypatch, capsys):
-    """`--ab`: the switch is set for path B only, both paths run the same batches, and the
-    process environment is as before afterwards."""
+def test_ab_times_both_paths_and_restores_the_switches(toy, tmp_path, monkeypatch, capsys):
+    """`--ab`: the switch is overridden for path B only, both paths run the same batches,
+    and the switches in force (and the process environment) are as before afterwards."""
     import os
 
-    from nmt.model import seq2seq as model_module
+    from nmt.cpu import switches
+    from nmt.training.trainer import Trainer
 
-    monkeypatch.delenv("NMT_FUSED_LOSS", raising=False)
+    set_switch(monkeypatch, "NMT_FUSED_LOSS", None)
+    before = switches.current()
     monkeypatch.setattr(speed.subprocess, "run", run_in_process)
     monkeypatch.setattr(speed, "matmul_peak_gflops", lambda **_: 50.0)
-    paths = []  # the switch's value at every loss computed
-    real_loss = model_module.ModelOutput.loss
-    monkeypatch.setattr(model_module.ModelOutput, "loss", lambda self, *a: paths.append(
-        os.environ.get("NMT_FUSED_LOSS")) or real_loss(self, *a))
+    paths = []  # the switch in force at every forward and backward (updates included)
+    real = Trainer.forward_backward
+    monkeypatch.setattr(Trainer, "forward_backward", lambda self, groups: paths.append(
+        switches.current().fused_loss) or real(self, groups))
     out = tmp_path / "ab.json"
     assert main(["--config", str(toy.cfg_file), "--json", str(out), "--threads", "1",
                  "--skip-train", "--warmup", "2", "--ab", "NMT_FUSED_LOSS=0",
@@ -278,8 +280,9 @@ def test_ab_times_both_paths_and_restores_the_environment(toy, tmp_path, monkeyp
     assert result["ab_time_ratio_min"] <= result["ab_time_ratio"] <= result["ab_time_ratio_max"]
     assert result["ab_tokens_per_s_a"] > 0 and result["ab_tokens_per_s_b"] > 0
     # warm-up alternates A, B; then pairs A B and B A, 3 batches each
-    assert paths == [None, "0"] + [None] * 3 + ["0"] * 3 + ["0"] * 3 + [None] * 3
-    assert "NMT_FUSED_LOSS" not in os.environ
+    assert paths == [True, False] + [True] * 3 + [False] * 3 + [False] * 3 + [True] * 3
+    assert switches.current() == before and before.fused_loss
+    assert "NMT_FUSED_LOSS" not in os.environ  # the A/B never touches the environment
     assert "ab_switches: NMT_FUSED_LOSS=0" in capsys.readouterr().out
 
 
@@ -292,13 +295,66 @@ def test_ab_rejects_what_is_not_a_switch(toy, tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1
 
 
-def test_environment_restores_previous_values(monkeypatch):
-    import os
+def test_ab_rejects_a_switch_read_once_per_process(toy, tmp_path, capsys):
+    assert main(["--config", str(toy.cfg_file), "--json", str(tmp_path / "x.json"),
+                 "--ab", "NMT_SYSTEM_MALLOC=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--ab 'NMT_SYSTEM_MALLOC=1'" in err and "once per process" in err
+    assert len(err.strip().splitlines()) == 1
 
-    from nmt.bench.ab import environment
 
-    monkeypatch.setenv("NMT_A", "kept")
-    monkeypatch.delenv("NMT_B", raising=False)
-    with environment({"NMT_A": "0", "NMT_B": "1"}):
-        assert os.environ["NMT_A"] == "0" and os.environ["NMT_B"] == "1"
-    assert os.environ["NMT_A"] == "kept" and "NMT_B" not in os.environ
+def test_path_b_overrides_the_switches_and_restores_the_previous_ones(monkeypatch):
+    from nmt.bench.ab import parse_switches
+    from nmt.cpu import switches
+
+    set_switch(monkeypatch, "NMT_PACK_WEIGHTS", "0")  # switched off before: stays off
+    set_switch(monkeypatch, "NMT_FUSED_LOSS", None)
+    before = switches.current()
+    path_b = parse_switches(["NMT_FUSED_LOSS=0", "NMT_ONEDNN_MATMUL=0"])
+    assert path_b.variables == {"NMT_FUSED_LOSS": "0", "NMT_ONEDNN_MATMUL": "0"}
+    with path_b.active():
+        now = switches.current()
+        assert not now.fused_loss and not now.onednn_matmul and not now.pack_weights
+    assert switches.current() == before
+    assert before.fused_loss and before.onednn_matmul and not before.pack_weights
+    with pytest.raises(RuntimeError), path_b.active():  # restored after an error too
+        raise RuntimeError
+    assert switches.current() == before
+
+
+def test_speed_options_are_declared_once_and_passed_on(toy):
+    """Every option the phase processes take is on the front end, and `phase_argv` gives a
+    phase process the front end's values."""
+    import argparse
+
+    from nmt.cli.speed import add_arguments
+
+    front = argparse.ArgumentParser()
+    add_arguments(front)
+    args = front.parse_args([
+        "--config", str(toy.cfg_file), "--json", "x.json", "--data", "d", "--threads", "3",
+        "--steps", "4", "--warmup", "0", "--split", "test", "--set", "train.lr=0.1",
+        "--set", "train.seed=2", "--curve-inputs", "5", "--curve-batch-tokens", "60", "120",
+        "--curve-steps", "6", "--profile", "7", "--variants", "plain,int8", "--ab",
+        "NMT_FUSED_LOSS=0", "--ab-pairs", "8", "--checkpoint", "m"])
+    child = speed.phase_parser().parse_args(["--phase", "train", *speed.phase_argv(args)])
+    shared = {flag[2:].replace("-", "_") for flag, _ in speed.options()}
+    assert {k for k in vars(child) if k != "phase"} == shared
+    assert all(getattr(child, k) == getattr(args, k) for k in shared)
+    defaults = front.parse_args(["--config", "c", "--json", "x.json"])
+    child = speed.phase_parser().parse_args(["--phase", "ab", *speed.phase_argv(defaults)])
+    assert all(getattr(child, k) == getattr(defaults, k) for k in shared)
+
+
+def test_bench_speed_help_shows_every_option():
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_speed.py"
+    res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                         text=True, check=True)
+    flags = ("--config --data --json --checkpoint --split --steps --warmup --threads --set "
+             "--curves --curve-inputs --curve-batch-tokens --curve-steps --profile --variants "
+             "--ab --ab-pairs --skip-train").split()
+    for flag in {*flags, *(f for f, _ in speed.options())}:
+        assert flag in res.stdout, flag

@@ -11,8 +11,13 @@ import torch
 
 from nmt import checkpoint
 from nmt.config import DataConfig
-from nmt.data.corpus import load_split
-from nmt.data.stream import StreamingBatches, shuffle_buffer, stream_pairs
+from nmt.data.corpus import load_split, prepare_split
+from nmt.data.stream import (
+    StreamingBatches,
+    shuffle_buffer,
+    stream_pairs,
+    training_examples,
+)
 from nmt.errors import NmtError
 from nmt.training.trainer import Trainer, prepare_model_dir, train
 from tests.helpers import toy_config, write_toy_corpus
@@ -91,3 +96,38 @@ def test_stream_errors_name_the_file(tmp_path):
     (tmp_path / "train.yy").write_bytes(b"A\nB\xff\nC\n")
     with pytest.raises(NmtError, match=r"train\.yy:2: invalid UTF-8"):
         list(stream_pairs(cfg, "train"))
+
+
+def test_streamed_training_examples_pass_the_in_memory_filters(corpus, tmp_path):
+    """Cleaning and every length rule (source, target, ratio) keep the same pairs."""
+    lines = {side: (corpus / f"train.{side}").read_text(encoding="utf-8").splitlines()
+             for side in ("xx", "yy")}
+    lines["xx"][3], lines["yy"][7] = " ", ""  # one empty side of each kind
+    for i, (n_src, n_tgt) in zip((5, 9, 11), ((14, 14), (10, 10), (3, 9)), strict=True):
+        lines["xx"][i], lines["yy"][i] = "ka " * n_src, "KA " * n_tgt  # one rule each
+    for side, text in lines.items():
+        (tmp_path / f"train.{side}").write_text("\n".join(text) + "\n", encoding="utf-8")
+        (tmp_path / f"dev.{side}").write_bytes((corpus / f"dev.{side}").read_bytes())
+    cfg = with_data(toy_config(tmp_path), path=str(tmp_path), max_src_len=12, max_tgt_len=9,
+                    max_len_ratio=2.0)
+    vocabs = prepare_model_dir(cfg, tmp_path / "model", quiet=True)
+    ds, report = prepare_split(cfg.data, "train", vocabs.src, vocabs.tgt, train=True)
+    assert all(report.removed[rule] > 0 for rule in (
+        "empty source", "empty target", "source > 12 tokens", "target > 9 tokens",
+        "length ratio > 2.0"))
+    streamed = list(training_examples(cfg.data, vocabs.src, vocabs.tgt))
+    assert streamed == list(zip(ds["src_ids"], ds["tgt_ids"], strict=True))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "hub"])
+def test_stream_column_errors_are_in_memory_loading_errors(tmp_path, fmt):
+    cfg = DataConfig(path=str(tmp_path), format=fmt, src_lang="de", tgt_lang="en")
+    for rows in ([{"de": "a", "fr": "b", "meta": 1}],  # no column en
+                 [{"translation": {"de": "a", "fr": "b"}}]):  # no language en
+        (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with pytest.raises(NmtError) as loading:
+            load_split(cfg, "train")
+        with pytest.raises(NmtError) as streaming:
+            list(stream_pairs(cfg, "train"))
+        assert str(streaming.value) == str(loading.value)
+        assert "en" in str(streaming.value) and "de, fr" in str(streaming.value)

@@ -1,4 +1,4 @@
-"""Word alignments from attention: extraction, subword->word merging, hard links, Pharaoh, AER.
+"""Word alignments from attention: extraction, subword->word merging, hard links, dumps.
 
 Extraction (`align_lines`) gives, per sentence, the attention of the decoder step the model
 was trained with: either of the model's own translation (the chosen greedy or beam
@@ -9,10 +9,8 @@ step that emitted EOS (absent when a hypothesis was cut at its maximum length), 
 per source subword plus the source EOS. It is never transposed: rows are target positions.
 
 Rules, applied by `merge_subwords` and `hard_links`:
-- Words are the whitespace-separated words of the original (detokenized) lines; a subword
-  piece belongs to the word of its first non-'▁' character (a piece that is only '▁' belongs
-  to the word it precedes). Recovering a different number of words than `line.split()` is an
-  NmtError naming the line.
+- Words are the whitespace-separated words of the original (detokenized) lines; pieces are
+  assigned to them as `nmt.data.words` says.
 - W[j, i] = sum of A[t, s] over the pieces t of target word j and the pieces s of source word
   i. The target EOS row is dropped; the source EOS column is dropped and each target word's
   row is renormalised to sum to 1 over the source words. `eos_weight[j]` keeps the share of
@@ -20,113 +18,34 @@ Rules, applied by `merge_subwords` and `hard_links`:
   stays all zeros and gets no link.
 - Hard alignment: each target word j is linked to its argmax source word (the first one on
   ties); with a threshold X, every (i, j) with W[j, i] >= X is added too.
-- Pharaoh `i-j` links are 0-based (source word i, target word j), sorted; gold files may mark
-  possible links `i?j` or `ipj`. AER follows Och and Ney (2003) with sure S and possible
-  P (P includes S): precision |A&P|/|A|, recall |A&S|/|S|, AER 1 - (|A&S| + |A&P|)/(|A| + |S|),
-  all counted over the whole corpus (0 where a denominator is 0).
+- Pharaoh files and AER: `nmt.alignment.pharaoh`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nmt.alignment.pharaoh import Link, format_pharaoh, write_pharaoh
 from nmt.data.batching import encode_sources, pad
-from nmt.data.vocab import SubwordVocab, Vocabs
+from nmt.data.vocab import Vocabs
+from nmt.data.words import Segmented, encode_line, hypothesis_segment
+from nmt.decoding.decode import Search, decode_ids
 from nmt.decoding.search import Hypothesis
 from nmt.errors import NmtError
-from nmt.io import atomic_open, read_lines
+from nmt.io import atomic_open
 from nmt.model.seq2seq import Seq2Seq
-from nmt.special import BOS_ID, EOS_ID, UNK_ID
-
-if TYPE_CHECKING:
-    from nmt.decoding.translator import Search
-
-MARK = "\u2581"  # sentencepiece's word-start marker
-UNK_SURFACE = f"{MARK}\u2047{MARK}"  # sentencepiece decodes UNK as " ⁇ ", a word of its own
-Link = tuple[int, int]  # (source word, target word), 0-based
-
+from nmt.special import BOS_ID, EOS_ID
 
 # ---------------------------------------------------------------------------------------------
 # Subwords to words
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Segmented:
-    """A line's words, its subword pieces (for display) and the word index of each piece."""
-
-    words: list[str]
-    pieces: list[str]
-    piece_word: list[int]
-
-
-def piece_words(pieces: Sequence[str]) -> tuple[list[int], int]:
-    """Word index of each piece, from the '▁' markers; and the number of words.
-
-    A piece belongs to the word of its first non-marker character; a piece with none (a bare
-    '▁', or an empty surface) belongs to the next word, or to the last one if none follows.
-    """
-    index: list[int] = []
-    pending: list[int] = []
-    word, in_space = -1, True
-    for piece in pieces:
-        owner = None
-        for ch in piece:
-            if ch == MARK:
-                in_space = True
-                continue
-            if in_space:
-                word, in_space = word + 1, False
-            if owner is None:
-                owner = word
-        if owner is None:
-            pending.append(len(index))
-            index.append(-1)
-            continue
-        for k in pending:
-            index[k] = owner
-        pending = []
-        index.append(owner)
-    for k in pending:
-        index[k] = max(word, 0)
-    return index, word + 1
-
-
-def segment(text: str, pieces: list[str], where: str,
-            surfaces: list[str] | None = None) -> Segmented:
-    """Map `pieces` (or their `surfaces`, if they differ) onto the words of `text`."""
-    words = text.split()
-    index, n = piece_words(surfaces if surfaces is not None else pieces)
-    if n != len(words):
-        raise NmtError(f"{where}: the subword pieces give {n} words but the line has "
-                       f"{len(words)} (pieces: {' '.join(pieces)[:200]})")
-    return Segmented(words, pieces, index)
-
-
-def encode_line(text: str, vocab: SubwordVocab, where: str) -> tuple[Segmented, list[int]]:
-    """A line's word segmentation and its subword ids (what the model reads)."""
-    pieces = vocab.encode_pieces(text)
-    ids = vocab.encode([text])[0]
-    if len(ids) != len(pieces):
-        raise NmtError(f"{where}: sentencepiece gave {len(ids)} ids but {len(pieces)} pieces")
-    return segment(text, pieces, where), ids
-
-
-def hypothesis_segment(tokens: list[int], vocab: SubwordVocab, where: str) -> Segmented:
-    """The words of a decoded hypothesis (as `vocab.decode` writes it) and its pieces."""
-    pieces = [vocab.id_to_piece(t) for t in tokens]
-    surfaces = [UNK_SURFACE if t == UNK_ID else ("" if t <= EOS_ID else p)
-                for t, p in zip(tokens, pieces, strict=True)]
-    return segment(vocab.decode([tokens])[0], pieces, where, surfaces)
-
 
 @dataclass
 class WordAlignment:
@@ -235,13 +154,9 @@ def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
                 names: tuple[str, str] = ("source", "target")) -> list[SentenceAlignment]:
     """Alignments of every line: forced decoding of `tgt_lines`, else of `search`'s output.
 
-    `search` is a `nmt.decoding.translator.Search` (e.g. from `make_search`); the model should be in
-    eval mode. Lines with an empty side give an empty alignment. Lines are not chunked.
+    `search` is a `nmt.decoding.decode.Search` (e.g. from `make_search`); the model should
+    be in eval mode. Lines with an empty side give an empty alignment. Lines are not chunked.
     """
-    from nmt.decoding.translator import (
-        decode_ids,  # not at the top: nmt.decoding.translator imports this module
-    )
-
     if tgt_lines is not None and len(tgt_lines) != len(src_lines):
         raise NmtError(f"line count mismatch: {names[0]} has {len(src_lines)} lines, "
                        f"{names[1]} has {len(tgt_lines)}")
@@ -270,124 +185,10 @@ def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# Unknown-word replacement (Luong et al., 2015)
-# ---------------------------------------------------------------------------------------------
-
-def replace_unks(line: str, hyps: list[Hypothesis], src_vocab: SubwordVocab,
-                 tgt_vocab: SubwordVocab) -> str:
-    """The translation of `line` (one hypothesis per chunk) with each UNK replaced by the
-    source word its attention row weighs most (the row summed over each word's subwords)."""
-    if not hyps:
-        return ""
-    src, _ = encode_line(line, src_vocab, "input line")
-    sizes = [h.attention.size(1) - 1 for h in hyps]  # each chunk's source subwords, no EOS
-    if sum(sizes) != len(src.pieces):
-        raise NmtError(f"--replace-unk: the chunks hold {sum(sizes)} subwords but the line "
-                       f"has {len(src.pieces)}")
-    parts, offset = [], 0
-    for hyp, n in zip(hyps, sizes, strict=True):
-        piece_word = src.piece_word[offset: offset + n]
-        offset += n
-        run: list[int] = []
-        for t, token in enumerate(hyp.tokens):
-            if token != UNK_ID:
-                run.append(token)
-                continue
-            parts.append(tgt_vocab.decode([run])[0])
-            run = []
-            weights = np.bincount(piece_word, weights=hyp.attention[t, :n].double().numpy(),
-                                  minlength=len(src.words))
-            parts.append(src.words[int(weights.argmax())])
-        parts.append(tgt_vocab.decode([run])[0])
-    return " ".join(p for p in parts if p)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pharaoh files and AER
-# ---------------------------------------------------------------------------------------------
-
-LINK_RE = re.compile(r"(\d+)([-?p])(\d+)")
-
-
-def format_pharaoh(links: Sequence[Link]) -> str:
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))
-
-
-def parse_pharaoh(line: str, where: str) -> tuple[set[Link], set[Link]]:
-    """`i-j` (sure), `i?j` / `ipj` (possible) links -> (sure, possible); possible includes sure."""
-    sure, possible = set(), set()
-    for item in line.split():
-        m = LINK_RE.fullmatch(item)
-        if m is None:
-            raise NmtError(f"{where}: malformed link '{item[:40]}' (expected i-j, i?j or ipj)")
-        link = (int(m.group(1)), int(m.group(3)))
-        possible.add(link)
-        if m.group(2) == "-":
-            sure.add(link)
-    return sure, possible
-
-
-def read_pharaoh(path: str | Path) -> list[tuple[set[Link], set[Link]]]:
-    return [parse_pharaoh(line, f"{path}:{n}") for n, line in enumerate(read_lines(path), 1)]
-
-
-def write_pharaoh(path: str | Path, alignments: Sequence[Sequence[Link]]) -> None:
-    with atomic_open(path) as f:
-        f.writelines(format_pharaoh(links) + "\n" for links in alignments)
-
-
-def check_ranges(alignments: Sequence[tuple[set[Link], set[Link]]], name: str,
-                 src_lines: list[str], tgt_lines: list[str], src_name: str,
-                 tgt_name: str) -> None:
-    """Every link must point at a word of its sentence."""
-    for n, ((_, links), s, t) in enumerate(zip(alignments, src_lines, tgt_lines, strict=True), 1):
-        S, T = len(s.split()), len(t.split())
-        for i, j in sorted(links):
-            if i >= S:
-                raise NmtError(f"{name}:{n}: source index {i} out of range ({src_name}:{n} "
-                               f"has {S} words)")
-            if j >= T:
-                raise NmtError(f"{name}:{n}: target index {j} out of range ({tgt_name}:{n} "
-                               f"has {T} words)")
-
-
-@dataclass
-class AlignmentScores:
-    """Corpus-level precision, recall and AER, and the link counts they come from."""
-
-    precision: float
-    recall: float
-    aer: float
-    sentences: int
-    predicted: int
-    sure: int
-    possible: int
-    predicted_and_sure: int
-    predicted_and_possible: int
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def score_alignments(pred: Sequence[set[Link]],
-                     gold: Sequence[tuple[set[Link], set[Link]]]) -> AlignmentScores:
-    """Och and Ney's precision, recall and AER; gold is (sure, possible) per sentence."""
-    a = s = p = a_s = a_p = 0
-    for links, (sure, possible) in zip(pred, gold, strict=True):
-        possible = possible | sure
-        a, s, p = a + len(links), s + len(sure), p + len(possible)
-        a_s, a_p = a_s + len(links & sure), a_p + len(links & possible)
-    precision = a_p / a if a else 0.0
-    recall = a_s / s if s else 0.0
-    aer = 1.0 - (a_s + a_p) / (a + s) if a + s else 0.0
-    return AlignmentScores(precision, recall, aer, len(gold), a, s, p, a_s, a_p)
-
 
 # ---------------------------------------------------------------------------------------------
 # Dumps: JSON lines, Pharaoh, npz
 # ---------------------------------------------------------------------------------------------
-
 def _rounded(matrix: np.ndarray, digits: int) -> list:
     return np.round(np.asarray(matrix, dtype=np.float64), digits).tolist()
 

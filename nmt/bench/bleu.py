@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 from nmt import checkpoint
+from nmt.checkpoint import load_for_inference
 from nmt.config import Config, DecodeConfig
-from nmt.cpu.inference import load_for_inference
 from nmt.data.corpus import clean, load_split
-from nmt.decoding.translator import Translator, make_search
+from nmt.decoding.decode import make_search
+from nmt.decoding.translator import Translator
 from nmt.io import atomic_open
 from nmt.metrics import corpus_scores
 

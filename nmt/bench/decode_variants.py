@@ -30,15 +30,17 @@ def parse_variants(text: str) -> list[str]:
 
 def variant_model(checkpoint: str, name: str):
     """(model, config, vocabularies, shortlist or None) of variant `name`."""
-    from nmt.checkpoint import load_model
-    from nmt.cpu.inference import load_for_inference
+    from nmt.checkpoint import checkpoint_path, load_for_inference, load_model
+    from nmt.cpu import accelerate
     from nmt.decoding.shortlist import Shortlist
 
-    if name == "plain":
+    if name == "plain":  # the kernels, without the decoding preparation (fused step, packing)
         model, cfg, vocabs = load_model(checkpoint)
+        accelerate(model).eval()
     else:
         model, cfg, vocabs = load_for_inference(checkpoint, quantize=name.startswith("int8"))
-    shortlist = Shortlist.beside(checkpoint, vocabs) if "shortlist" in name else None
+    shortlist = (Shortlist.beside(checkpoint_path(checkpoint).parent, vocabs)
+                 if "shortlist" in name else None)
     return model, cfg, vocabs, shortlist
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nmt.bench.ab import parse_switches, time_paths
+from nmt.bench.ab import AB_BATCHES, PathB, ab_variables, parse_switches, time_paths
 from nmt.bench.decode_variants import parse_variants, variants_phase
 from nmt.bench.flops import count_flops
 from nmt.config import Config, load_config
@@ -68,8 +68,9 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 7, backend: str = "torch") 
     """Median GFLOP/s of an n x n x n fp32 matmul with the current thread count.
 
     backend "torch": `torch.mm` (MKL's sgemm), the peak the speed issue defines; "onednn":
-    the same product through oneDNN (`nmt.cpu.matmul`), which on AVX-512 AMD CPUs runs
-    at about twice MKL's speed: the higher of the two is the machine's fp32 matmul peak.
+    the same product through oneDNN (`nmt.cpu.matmul`), which on some CPUs is the faster of
+    the two (figures in BENCHMARKS.md): the higher of the two is the machine's fp32 matmul
+    peak.
     """
     from nmt.cpu.matmul import onednn_available, onednn_mm_nt
 
@@ -110,8 +111,9 @@ def timed_updates(trainer: Trainer, batches: list[list[int]], start: int,
 
 def counted_flops(trainer: Trainer, batch_indices: list[int]) -> float:
     """Model FLOPs (matmuls etc., as `torch.utils.flop_counter` counts them) of the forward
-    and backward pass of one batch, without an update (weights and optimizer untouched)."""
-    return count_flops(lambda: trainer.train_update([batch_indices], step=False))
+    and backward pass of one batch (`Trainer.forward_backward`: gradients only, weights and
+    optimizer untouched)."""
+    return count_flops(lambda: trainer.forward_backward([batch_indices]))
 
 
 def train_phase(cfg: Config, steps: int, warmup: int) -> dict:
@@ -192,7 +194,7 @@ def decoding_setup(cfg: Config, checkpoint: str, split: str,
     """A checkpoint's translators by mode name (one per (name, beam) of `modes`), its source
     vocabulary, and the source lines of `split` (read as `cfg.data` says)."""
     from nmt.bench.bleu import load_pairs
-    from nmt.cpu.inference import load_for_inference
+    from nmt.checkpoint import load_for_inference
     from nmt.decoding.translator import Translator
 
     model, model_cfg, vocabs = load_for_inference(checkpoint)  # what `translate` runs
@@ -341,49 +343,86 @@ def profile_phase(cfg: Config, checkpoint: str | None, split: str, n_sents: int,
 # ---------------------------------------------------------------------------- processes
 
 
-def ab_phase(cfg: Config, switches: dict[str, str], pairs: int, warmup: int) -> dict:
-    """Training with `switches` set against the default, in this process (`nmt.bench.ab`)."""
+def ab_phase(cfg: Config, path_b: PathB, pairs: int, warmup: int) -> dict:
+    """Training with the switches of `path_b` against those in force, in this process
+    (`nmt.bench.ab`)."""
     from nmt.training.trainer import Trainer
 
     with scratch_model_dir(cfg) as (model_dir, vocabs):
-        return time_paths(Trainer(cfg, model_dir, vocabs, quiet=True), switches, pairs, warmup)
+        return time_paths(Trainer(cfg, model_dir, vocabs, quiet=True), path_b, pairs, warmup)
+
+
+PHASES = ("peak", "train", "decode", "train_curve", "decode_curve", "profile", "variants", "ab")
+
+
+def options() -> list[tuple[str, dict]]:
+    """The options the front end (`nmt.cli.speed`, `scripts/bench_speed.py`) takes and passes
+    on to each phase process, declared once: (flag, keywords of `add_argument`)."""
+    return [
+        ("--config", dict(required=True, metavar="FILE")),
+        ("--checkpoint", dict(metavar="DIR", help="trained model for decoding speed")),
+        ("--split", dict(default="test_2016_flickr", help="split to decode")),
+        ("--steps", dict(type=int, default=50, help="timed training steps")),
+        ("--warmup", dict(type=int, default=20,
+                          help="untimed steps first (the allocator and caches settle)")),
+        ("--threads", dict(type=int, default=torch.get_num_threads(),
+                           help="torch threads (default: %(default)s)")),
+        ("--set", dict(action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="config override (repeatable)")),
+        ("--curve-inputs", dict(type=int, default=CURVE_INPUTS, metavar="N",
+                                help="decoding inputs per source-length bucket")),
+        ("--curve-batch-tokens", dict(type=int, nargs="+", metavar="N",
+                                      default=list(CURVE_BATCH_TOKENS),
+                                      help="batch sizes to train with")),
+        ("--curve-steps", dict(type=int, default=CURVE_STEPS, metavar="N",
+                               help="timed training steps per batch size (after --warmup)")),
+        ("--profile", dict(type=int, default=0, metavar="N",
+                           help="profile a few training steps and (with --checkpoint) beam-5 "
+                                "decoding of N sentences of --split")),
+        ("--variants", dict(metavar="LIST",
+                            help="with --checkpoint: time and score decoding with each of "
+                                 "plain,fused,int8,shortlist,int8+shortlist (comma-separated)")),
+        ("--ab", dict(action="append", default=[], metavar="NMT_NAME=VALUE",
+                      help="also time training with this switch set (path B) against the "
+                           "switches as the environment sets them (path A) in one process, on "
+                           f"the same batches; repeatable ({', '.join(ab_variables())})")),
+        ("--ab-pairs", dict(type=int, default=20, metavar="N",
+                            help=f"timed A/B pairs (each path on the same {AB_BATCHES} "
+                                 "batches)")),
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The shared options (`options`) on `parser`."""
+    for flag, keywords in options():
+        parser.add_argument(flag, **keywords)
+
+
+def phase_argv(args: argparse.Namespace) -> list[str]:
+    """The shared options' values in `args` as the command line of a phase process."""
+    argv: list[str] = []
+    for flag, keywords in options():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if keywords.get("action") == "append":
+            for item in value:
+                argv += [flag, item]
+        elif keywords.get("nargs") == "+":
+            argv += [flag, *[str(v) for v in value]]
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 def phase_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nmt.bench.speed")
-    parser.add_argument("--phase", required=True, choices=(
-        "peak", "train", "decode", "train_curve", "decode_curve", "profile", "variants", "ab"))
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--checkpoint")
-    parser.add_argument("--split", default="test_2016_flickr")
-    parser.add_argument("--set", action="append", default=[])
-    parser.add_argument("--curve-inputs", type=int, default=CURVE_INPUTS)
-    parser.add_argument("--curve-batch-tokens", type=int, nargs="+",
-                        default=list(CURVE_BATCH_TOKENS))
-    parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS)
-    parser.add_argument("--profile", type=int, default=0)
-    parser.add_argument("--variants", default="fused")
-    parser.add_argument("--ab", action="append", default=[])
-    parser.add_argument("--ab-pairs", type=int, default=20)
+    parser.add_argument("--phase", required=True, choices=PHASES)
+    add_arguments(parser)
     return parser
 
 
 def run_phase(args: argparse.Namespace, phase: str) -> dict:
     """One phase in a child process (its own peak memory); returns the child's JSON."""
-    argv = ["--phase", phase, "--config", args.config, "--threads", str(args.threads),
-            "--steps", str(args.steps), "--warmup", str(args.warmup), "--split", args.split,
-            "--curve-inputs", str(args.curve_inputs), "--curve-steps", str(args.curve_steps),
-            "--profile", str(args.profile), "--variants", args.variants or "fused",
-            "--curve-batch-tokens", *[str(n) for n in args.curve_batch_tokens],
-            "--ab-pairs", str(args.ab_pairs)]
-    argv += ["--checkpoint", args.checkpoint] if args.checkpoint else []
-    for switch in args.ab:
-        argv += ["--ab", switch]
-    for override in args.set:
-        argv += ["--set", override]
+    argv = ["--phase", phase, *phase_argv(args)]
     res = subprocess.run([sys.executable, "-m", "nmt.bench.speed", *argv], capture_output=True,
                          text=True, check=False)
     if res.returncode != 0:

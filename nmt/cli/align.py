@@ -3,7 +3,8 @@
 Without --tgt the model translates the source (beam search, or greedy with --beam 1) and the
 chosen hypothesis' own attention is used; with --tgt the given translations are forced
 through the model (teacher forcing), which aligns any parallel text. Subword attention is
-merged into the words of the original lines (see `nmt.alignment.extract` for the rules). OUTDIR gets:
+merged into the words of the original lines (see `nmt.alignment.extract` for the rules).
+OUTDIR gets:
 
   alignments.jsonl     per line: line (0-based), src, tgt, attention (T, S), eos_weight,
                        alignment (Pharaoh), score (summed token log-probs incl. EOS; for
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from nmt.alignment.extract import align_lines, write_dumps
     from nmt.alignment.report import plot_heatmaps, write_report
     from nmt.checkpoint import load_model
-    from nmt.decoding.translator import make_search
+    from nmt.cpu import accelerate
+    from nmt.decoding.decode import make_search
     from nmt.io import read_lines
 
     _check(args)
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         src_lines = src_lines[: args.limit]
         tgt_lines = tgt_lines[: args.limit] if tgt_lines is not None else None
     model, cfg, vocabs = load_model(args.checkpoint)
+    accelerate(model)  # the CPU kernels, as in training (no fused decoding step)
     decode = dataclasses.replace(cfg.decode, **{k: v for k, v in (
         ("beam_size", args.beam), ("batch_size", args.batch_size)) if v is not None})
     search = None if tgt_lines is not None else make_search(decode)

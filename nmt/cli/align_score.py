@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.alignment.extract import check_ranges, read_pharaoh, score_alignments
+    from nmt.alignment.pharaoh import check_ranges, read_pharaoh, score_alignments
     from nmt.io import read_lines
 
     if bool(args.src) != bool(args.tgt):

@@ -16,6 +16,7 @@ SAMPLE = 8
 
 def run(args: argparse.Namespace) -> int:
     from nmt.checkpoint import load_model
+    from nmt.cpu import accelerate
     from nmt.data.demo_corpus import write_corpus
     from nmt.decoding.translator import Translator
     from nmt.metrics import corpus_scores, format_score
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
           f"({time.perf_counter() - start:.0f} s now), best dev BLEU {state.best_bleu:.1f}")
 
     model, cfg, vocabs = load_model(model_dir)
+    accelerate(model)  # the CPU kernels, as in training (no fused decoding step)
     translator = Translator(model, vocabs.src, vocabs.tgt, cfg.decode)
     for split in cfg.data.test_splits:
         src = read_lines(data_dir / f"{split}.{cfg.data.src_lang}")

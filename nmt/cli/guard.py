@@ -1,4 +1,4 @@
-"""Subcommands of the `nmt` CLI; `run_guarded` turns user errors into `error: ...` + exit 2."""
+"""`run_guarded`: how every `nmt` command turns user errors into `error: ...` + exit 2."""
 
 from __future__ import annotations
 

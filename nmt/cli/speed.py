@@ -16,41 +16,16 @@ from nmt.errors import NmtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    import torch
+    """This front end's own options around those it passes on to each phase process
+    (declared in `nmt.bench.speed.options`)."""
+    from nmt.bench.speed import add_arguments as add_phase_arguments
 
-    from nmt.bench.speed import CURVE_BATCH_TOKENS, CURVE_INPUTS, CURVE_STEPS
-
-    parser.add_argument("--config", required=True, metavar="FILE")
     parser.add_argument("--data", metavar="DIR", help="corpus folder (sets data.path)")
     parser.add_argument("--json", required=True, metavar="OUT", help="results file")
-    parser.add_argument("--checkpoint", metavar="DIR", help="trained model for decoding speed")
-    parser.add_argument("--split", default="test_2016_flickr", help="split to decode")
-    parser.add_argument("--steps", type=int, default=50, help="timed training steps")
-    parser.add_argument("--warmup", type=int, default=20,
-                        help="untimed steps first (the allocator and caches settle)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_phase_arguments(parser)
     parser.add_argument("--curves", action="store_true",
                         help="also time training against batch size and (with --checkpoint) "
                              "decoding against source length; takes minutes")
-    parser.add_argument("--curve-inputs", type=int, default=CURVE_INPUTS, metavar="N",
-                        help="decoding inputs per source-length bucket")
-    parser.add_argument("--curve-batch-tokens", type=int, nargs="+", metavar="N",
-                        default=list(CURVE_BATCH_TOKENS), help="batch sizes to train with")
-    parser.add_argument("--curve-steps", type=int, default=CURVE_STEPS, metavar="N",
-                        help="timed training steps per batch size (after --warmup)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile a few training steps and (with --checkpoint) beam-5 "
-                             "decoding of N sentences of --split")
-    parser.add_argument("--variants", metavar="LIST",
-                        help="with --checkpoint: time and score decoding with each of "
-                             "plain,fused,int8,shortlist,int8+shortlist (comma-separated)")
-    parser.add_argument("--ab", action="append", default=[], metavar="NMT_NAME=VALUE",
-                        help="also time training with this switch set (path B) against the "
-                             "default (path A) in one process, on the same batches; repeatable "
-                             "(e.g. NMT_FUSED_LOSS=0, NMT_PACK_WEIGHTS=0, NMT_ONEDNN_MATMUL=0)")
-    parser.add_argument("--ab-pairs", type=int, default=20, metavar="N",
-                        help="timed A/B pairs (each path on the same 3 batches)")
     parser.add_argument("--skip-train", action="store_true",
                         help="leave out the training phases (decoding figures only)")
 

@@ -98,9 +98,10 @@ def format_output(translator, results, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nmt.cpu.inference import load_for_inference
+    from nmt.checkpoint import checkpoint_path, load_for_inference
+    from nmt.decoding.decode import make_search
     from nmt.decoding.shortlist import Shortlist
-    from nmt.decoding.translator import Translator, make_search
+    from nmt.decoding.translator import Translator
     from nmt.errors import NmtError
     from nmt.io import atomic_open, read_lines
 
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     lines = read_lines(args.input) if args.input else read_lines(None, sys.stdin.buffer)
     model, cfg, vocabs = load_for_inference(args.checkpoint, quantize=args.quantize)
     decode = _decode_config(args, cfg.decode)
-    shortlist = Shortlist.beside(args.checkpoint, vocabs) if args.shortlist else None
+    shortlist = (Shortlist.beside(checkpoint_path(args.checkpoint).parent, vocabs)
+                 if args.shortlist else None)
 
     def on_split(line_no: int, n_chunks: int) -> None:
         if not args.quiet:

@@ -1,9 +1,8 @@
-"""Dropout whose CPU mask costs a third of torch's.
+"""Dropout with a cheaper CPU mask than torch's.
 
 torch's CPU dropout draws its mask with `bernoulli_(p)`: one call of the 64-bit generator per
-element, in a serial loop. On this model's training batches (~3M dropped-out activations per
-update) that single-threaded loop was ~3.4% of an update's wall time while the second core
-idled. `dropout` here draws 64-bit words with `random_()` (63 uniform bits each: torch leaves
+element, in a serial loop, a visible share of a training update (BENCHMARKS.md). `dropout`
+here draws 64-bit words with `random_()` (63 uniform bits each: torch leaves
 the top bit 0), views each word as four 16-bit lanes and uses the three low lanes, so a word
 serves three elements; an element is kept when its lane is below a threshold, i.e. with
 probability keep = round((1 - p) 2^16) / 2^16 (within 2^-17 of 1 - p), and kept elements are
@@ -54,15 +53,9 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep_mask(x.shape, p, x.dtype)
 
 
-class Dropout(nn.Module):
-    """`nn.Dropout` with the mask of `dropout` (see the module docstring)."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with the mask of `dropout` (see the module docstring); what
+    `nmt.cpu.accelerate` makes of a model's `nn.Dropout`s."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"

@@ -1,4 +1,5 @@
-"""The training loss: label-smoothed cross-entropy, summed over non-pad target positions.
+"""The training loss fused with the output layer: `nmt.model.loss.cross_entropy` of
+z = h W^T, summed over non-pad target positions, in fewer passes over the logits.
 
 For logits z_n (V,) of position n with target y_n, smoothing eps (torch's `label_smoothing`):
 
@@ -7,35 +8,30 @@ For logits z_n (V,) of position n with target y_n, smoothing eps (torch's `label
 
 and its gradient with respect to z_n is p_n - (1 - eps) onehot(y_n) - eps / V.
 
-`cross_entropy` is the plain form on logits (torch's op). `output_loss` fuses the output layer
-z = h W^T with it. Over a batch's ~2,000 positions and 8,000 classes every elementwise pass
-over z is ~64 MB of memory, and torch's op makes about ten: log-softmax, the smoothing sum,
-and backward a zero-filled one-hot gradient, its sum with the smoothing gradient and the
-log-softmax backward (an exp pass), each into a fresh buffer. `output_loss` makes three: the
-max of z, the softmax p (in place: z's buffer, kept for backward) and the max of p; the
-only N x V buffer is the product's. lse = max_v z - log max_v p
+`output_loss` fuses the output layer z = h W^T with the loss. Every elementwise pass over z
+(N positions x V classes) reads and writes a large buffer, and torch's op makes about ten:
+log-softmax, the smoothing sum, and backward a zero-filled one-hot gradient, its sum with
+the smoothing gradient and the log-softmax backward (an exp pass), each into a fresh
+buffer. `output_loss` makes three: the max of z, the softmax p (in place: z's buffer, kept
+for backward) and the max of p; the only N x V buffer is the product's. lse = max_v z - log max_v p
 (max_v p = exp(max_v z - lse) >= 1/V, so its log is exact to rounding); sum_v z_v = h_n .
 sum_v W_v comes from the small operands (no pass over z); the gradient is p itself,
 corrected in place at the N target entries (and zeroed on pad rows), with the constant
 -eps/V applied to the products' results as rank-1 corrections instead of to all N x V
 entries: dh = g (p W - eps/V 1 (sum_v W_v)^T), dW = g (p^T h - eps/V 1_V (sum_n h_n)^T),
 sums over non-pad rows. The products go through `nmt.cpu.matmul.mm_nt` (oneDNN where faster).
-Loss and gradients equal `cross_entropy`'s to float rounding (tested).
+Loss and gradients equal `nmt.model.loss.cross_entropy`'s to float rounding (tested).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
+from nmt.cpu import switches
 from nmt.cpu.matmul import mm_nt
-
-
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float,
-                  ignore_index: int) -> torch.Tensor:
-    """The summed loss from logits (.., V) and target (..) (torch's op, in fp32)."""
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1),
-                           ignore_index=ignore_index, label_smoothing=smoothing, reduction="sum")
+from nmt.model.seq2seq import ModelOutput
+from nmt.special import PAD_ID
 
 
 def output_loss(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
@@ -96,3 +92,17 @@ class _OutputLoss(torch.autograd.Function):
             if eps:
                 dw.sub_((keep_f @ h) * (grad * (eps / V)))  # (A,), on every row
         return dh, dw, None, None, None
+
+
+class FusedOutput(ModelOutput):
+    """`ModelOutput` whose `loss` is `output_loss` unless autocast is on, the output layer is
+    not an `nn.Linear` without a bias, or the `fused_loss` switch is off; then the plain
+    loss on `logits`."""
+
+    def loss(self, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+        layer = self.generator
+        if (isinstance(layer, nn.Linear) and layer.bias is None
+                and not torch.is_autocast_enabled(self.hidden.device.type)
+                and switches.current().fused_loss):
+            return output_loss(self.hidden, layer.weight, target, smoothing, PAD_ID)
+        return super().loss(target, smoothing)

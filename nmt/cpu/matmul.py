@@ -1,40 +1,37 @@
 """fp32 matrix products through oneDNN on the CPU, where torch's own `mm` is slower.
 
-torch computes a CPU fp32 `mm` with MKL's sgemm. On the AMD EPYC (AVX-512) machines this
-project is benchmarked on, MKL takes its AVX2 path and reaches ~175 GFLOP/s with two threads
-on a 2048^3 product, while oneDNN, which torch also ships (its LSTM layer, and the op
-`torch.ops.mkldnn._linear_pointwise`), runs the same fp32 product at ~400 GFLOP/s, and the
-thin products of a decoder step (128 x 1024 x 2048) 2.6x faster than MKL
-(`scripts/bench_speed.py` measures both peaks). `linear` is x W^T (+ b): with autograd, all
+torch computes a CPU fp32 `mm` with MKL's sgemm; on some CPUs (e.g. AMD EPYC with AVX-512)
+MKL takes a slower code path than oneDNN, which torch also ships (its LSTM layer, and the op
+`torch.ops.mkldnn._linear_pointwise`). `scripts/bench_speed.py` measures both peaks on the
+machine at hand; BENCHMARKS.md records them. `linear` is x W^T (+ b): with autograd, all
 three products (forward, input gradient, weight gradient) through `mm_nt`; without it, one
-oneDNN call. Training (`project`, `nmt.cpu.recurrence`) and fp32 decoding (`project` at each
-step) use them; int8 layers are not `nn.Linear`s and keep their own kernels. The results
-agree with torch's to fp32 rounding (a different summation order), which the tests check.
+oneDNN call. `FastLinear` (what `nmt.cpu.accelerate` makes of a model's `nn.Linear`s) and
+`nmt.cpu.recurrence` use them in training and fp32 decoding; int8 layers keep their own
+kernels. The results agree with torch's to fp32 rounding (a different summation order),
+which the tests check.
 
-On by default where available; `NMT_ONEDNN_MATMUL=0` keeps every product with torch.
+On by default where available; `NMT_ONEDNN_MATMUL=0` (`nmt.cpu.switches`) keeps every
+product with torch.
 - Operand layouts: oneDNN's op reads its first (input) operand row-major, and torch copies
   any other layout to that first; its second (weight) operand may be either layout. A weight
   gradient dy^T x has both operands transposed, so `mm_nt` copies the smaller one and, when
   that is the right-hand one, computes the transposed product instead ((a b^T)^T = b a^T).
-  For the output layer (dy 2048 x 8000) that is 46 ms instead of 116 ms.
-- Memory: oneDNN builds and caches a primitive (jitted code and buffers, ~1-2 MiB) for each
-  product shape, and ideep (torch's oneDNN wrapper) keeps its own cache of them; both hold
-  1,024 by default, and with batches of varying row counts nearly every batch brings new
-  shapes, so a training process grew by ~4 GiB. Importing this module caps both caches at
-  `CACHE_CAPACITY` entries (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, `LRU_CACHE_CAPACITY`, unless
-  already set), which holds one update's shapes. The libraries read the variables when they
-  first build a primitive, so a process that used oneDNN before importing `nmt` keeps their
-  defaults.
+- Memory: oneDNN builds and caches a primitive (jitted code and buffers) for each product
+  shape, and ideep (torch's oneDNN wrapper) keeps its own cache of them; both hold 1,024 by
+  default, and with batches of varying row counts nearly every batch brings new shapes, so a
+  training process grows by gigabytes. `cap_caches` caps both at `CACHE_CAPACITY` entries
+  (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, `LRU_CACHE_CAPACITY`, unless already set), which holds
+  one update's shapes. The libraries read the variables when they first build a primitive,
+  so a process that used oneDNN before `nmt.cpu.accelerate` keeps their defaults.
 - Products under `MIN_MACS` multiply-adds stay with torch: for them, building a primitive
-  for each new shape costs more than oneDNN saves (a toy model trained slower).
+  for each new shape costs more than oneDNN saves.
 - Packed weights: oneDNN computes with its own blocked weight layout and, given a plain
-  matrix, reorders it on every call: for a decoder step's thin product (~55 rows x 1024 x
-  2048) the reorder of the 8 MB weight is a third of the call. `pack_weight` reorders once
-  (`torch.ops.mkldnn._reorder_linear_weight`, as torch's compiler does for frozen models) and
-  `mm_nt_packed` multiplies with the result; teacher forcing packs the recurrent weight once
-  per sequence (`nmt.cpu.recurrence.StepProjection`), fp32 decoding the step's layers once
-  (`pack_linear`, from `nmt.cpu.inference.prepare_for_inference`). `NMT_PACK_WEIGHTS=0` turns
-  it off.
+  matrix, reorders it on every call, a large share of a decoder step's thin product.
+  `pack_weight` reorders once (`torch.ops.mkldnn._reorder_linear_weight`, as torch's
+  compiler does for frozen models) and `mm_nt_packed` multiplies with the result; teacher
+  forcing packs the recurrent weight once per sequence (`nmt.cpu.recurrence.StepProjection`),
+  fp32 decoding the step's layers once (`pack_linear`, from
+  `nmt.cpu.inference.prepare_for_inference`). `NMT_PACK_WEIGHTS=0` turns it off.
 `_linear_pointwise` is an internal op (torch's compiler uses it for frozen CPU models): if a
 torch build lacks it or it fails on a probe, everything here falls back to `torch.mm`.
 """
@@ -46,16 +43,24 @@ import os
 import torch
 import torch.nn.functional as F
 
+from nmt.cpu import switches
+
 CACHE_CAPACITY = 64  # primitives kept per cache (see above)
 MIN_MACS = 1 << 20  # smaller products stay with torch
-for _variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
-    os.environ.setdefault(_variable, str(CACHE_CAPACITY))
+
+
+def cap_caches() -> None:
+    """Cap oneDNN's and ideep's primitive caches at `CACHE_CAPACITY` entries, unless the
+    variables are set already; `nmt.cpu.accelerate` calls it (before oneDNN builds a
+    primitive, which is when the libraries read them)."""
+    for variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(variable, str(CACHE_CAPACITY))
 
 
 def onednn_matmul() -> bool:
-    """Whether fp32 CPU products (training and decoding) go through oneDNN: not opted out,
-    and available."""
-    return os.environ.get("NMT_ONEDNN_MATMUL", "1") != "0" and onednn_available()
+    """Whether fp32 CPU products (training and decoding) go through oneDNN: the switch on
+    (`nmt.cpu.switches`), and available."""
+    return switches.current().onednn_matmul and onednn_available()
 
 
 @functools.cache
@@ -74,7 +79,7 @@ def onednn_available() -> bool:
 
 def _dense(t: torch.Tensor) -> bool:
     """A row-major matrix or the transpose of one. oneDNN runs other layouts (e.g. a column
-    slice of a wider matrix, rows strided) through its reference kernel, ~1000x slower."""
+    slice of a wider matrix, rows strided) through its much slower reference kernel."""
     return t.dim() == 2 and (t.is_contiguous() or t.t().is_contiguous())
 
 
@@ -89,10 +94,12 @@ def _enabled() -> bool:
             and onednn_matmul())
 
 
-def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether `mm_nt(a, b)` goes to oneDNN: large enough, fp32 CPU, dense, enabled."""
-    return (a.size(0) * a.size(1) * b.size(0) >= MIN_MACS
-            and _fp32_cpu_matrix(a) and _fp32_cpu_matrix(b) and _dense(a) and _dense(b)
+def _eligible(macs: int, *matrices: torch.Tensor, dense: bool = True) -> bool:
+    """The one test of whether a product goes to oneDNN: at least `MIN_MACS` multiply-adds,
+    its `matrices` fp32 CPU matrices, in a dense layout unless `dense` is False (the caller
+    copies them into one), and oneDNN products enabled."""
+    return (macs >= MIN_MACS
+            and all(_fp32_cpu_matrix(m) and (_dense(m) or not dense) for m in matrices)
             and _enabled())
 
 
@@ -105,7 +112,7 @@ def onednn_mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = N
 def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a (M, K) @ b (N, K)^T -> (M, N), without autograd; either operand may be transposed
     (so may the result: it is a transposed view when oneDNN computed b a^T)."""
-    if not _use_onednn(a, b):
+    if not _eligible(a.size(0) * a.size(1) * b.size(0), a, b):
         return torch.mm(a, b.t())
     # oneDNN's input operand is read row-major (any other layout is copied first): put a
     # row-major operand there, or copy the smaller one
@@ -119,8 +126,8 @@ def pack_weight(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
     about `rows` rows; None where `mm_nt` would not use oneDNN for such a product, or packing
     is unavailable or off (`NMT_PACK_WEIGHTS=0`): the caller keeps `mm_nt`. The packed copy
     does not follow later changes to `weight` and carries no autograd."""
-    if not (_fp32_cpu_matrix(weight) and rows * weight.numel() >= MIN_MACS and _dense(weight)
-            and _enabled() and _packing_on() and _packing_available()):
+    if not (_eligible(rows * weight.numel(), weight) and _packing_on()
+            and _packing_available()):
         return None
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
 
@@ -131,8 +138,8 @@ def mm_nt_packed(a: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
 
 
 def _packing_on() -> bool:
-    """Packing not switched off (`NMT_PACK_WEIGHTS=0`, read at each call)."""
-    return os.environ.get("NMT_PACK_WEIGHTS", "1") != "0"
+    """Packing not switched off (`NMT_PACK_WEIGHTS=0`, see `nmt.cpu.switches`)."""
+    return switches.current().pack_weights
 
 
 @functools.cache
@@ -167,8 +174,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     where `mm_nt` would use it: with autograd (training) its three products through `mm_nt`,
     without it (decoding) one oneDNN call with the bias, with `packed` (`pack_weight` of this
     very weight) where given. Otherwise `F.linear` itself."""
-    if not (x.numel() * weight.size(0) >= MIN_MACS and x.dtype == weight.dtype
-            and x.device == weight.device and _fp32_cpu_matrix(weight) and _enabled()):
+    if not (x.dtype == weight.dtype and x.device == weight.device
+            and _eligible(x.numel() * weight.size(0), weight, dense=False)):
         return F.linear(x, weight, bias)
     weight = weight if _dense(weight) else weight.contiguous()  # a copy, with its gradient
     rows = x.reshape(-1, x.size(-1))  # (N, in)
@@ -181,7 +188,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 def pack_linear(layer: torch.nn.Linear, rows: int = 64) -> bool:
-    """Keep a copy of `layer`'s weight packed for oneDNN (`pack_weight`), which `project`
+    """Keep a copy of `layer`'s weight packed for oneDNN (`pack_weight`), which `FastLinear`
     uses without autograd for as long as the weight is unchanged: decoding's step products,
     whose weights are fixed. Returns whether it packed (see `pack_weight`)."""
     packed = pack_weight(layer.weight, rows)
@@ -201,10 +208,10 @@ def _current_pack(layer: torch.nn.Linear) -> torch.Tensor | None:
     return packed if ptr == weight.data_ptr() and version == weight._version else None
 
 
-def project(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """layer(x) for an `nn.Linear` (with `linear`'s products, and its packed weight from
-    `pack_linear` if it has a current one); any other module (e.g. an int8 one, after
-    `inference.quantize`) is called as it is."""
-    if type(layer) is not torch.nn.Linear:
-        return layer(x)
-    return linear(x, layer.weight, layer.bias, _current_pack(layer))
+class FastLinear(torch.nn.Linear):
+    """`nn.Linear` whose product is `linear`'s (oneDNN where eligible), with its packed weight
+    from `pack_linear` while that is current. `nmt.cpu.accelerate` turns a model's
+    `nn.Linear`s into these; same parameters, same state_dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias, _current_pack(self))

@@ -3,12 +3,18 @@
 Every loader returns a `datasets.Dataset` with two string columns, `src` and `tgt`, one row
 per line/example, in corpus order. Tokenization is a batched `map` adding `src_ids` and
 `tgt_ids` (subword ids, no BOS/EOS).
+
+The rules that streaming (`nmt.data.stream`) applies too are public here, written once:
+which file holds a split (`split_file`), how a tsv line splits (`tsv_pair`), which columns
+hold the two sides (`pair_columns`), and which pairs cleaning (`has_text`) and the length
+rules (`length_filter`) keep.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +23,7 @@ import numpy as np
 
 from nmt.config import DataConfig
 from nmt.data.vocab import SubwordVocab
-from nmt.errors import NmtError
+from nmt.errors import NmtError, first_line
 from nmt.io import open_text, read_lines
 
 datasets.logging.set_verbosity_error()
@@ -27,17 +33,29 @@ datasets.disable_progress_bars()
 # ---------------------------------------------------------------------------- loading
 
 
-def _find_file(base: Path, name: str) -> Path:
-    for cand in (base / name, base / f"{name}.gz"):
+def split_file(cfg: DataConfig, split: str, ext: str) -> Path:
+    """The file of `split` with extension `ext` in the corpus folder: `{path}/{split}.{ext}`,
+    else its gzipped `.gz`; an error naming both if neither exists (`ext` is a language code
+    for text corpora, else `tsv` or `jsonl`)."""
+    file = Path(cfg.path) / f"{split}.{ext}"
+    for cand in (file, file.with_name(f"{file.name}.gz")):
         if cand.is_file():
             return cand
-    raise NmtError(f"no file for '{name}': looked for {base / name} and {base / name}.gz")
+    raise NmtError(f"no file for '{file.name}': looked for {file} and {file}.gz")
+
+
+def tsv_pair(line: str, where: str) -> tuple[str, str]:
+    """The two tab-separated fields of a tsv line (a blank line is an empty pair); `where`
+    (file:line) names the line in the error."""
+    fields = line.split("\t") if line else ["", ""]
+    if len(fields) != 2:
+        raise NmtError(f"{where}: expected 2 tab-separated fields, found {len(fields)}")
+    return fields[0], fields[1]
 
 
 def _load_text(cfg: DataConfig, split: str) -> datasets.Dataset:
-    base = Path(cfg.path)
-    src_file = _find_file(base, f"{split}.{cfg.src_lang}")
-    tgt_file = _find_file(base, f"{split}.{cfg.tgt_lang}")
+    src_file = split_file(cfg, split, cfg.src_lang)
+    tgt_file = split_file(cfg, split, cfg.tgt_lang)
     src, tgt = read_lines(src_file), read_lines(tgt_file)
     if len(src) != len(tgt):
         raise NmtError(f"line counts differ: {src_file} has {len(src)} lines, "
@@ -46,15 +64,9 @@ def _load_text(cfg: DataConfig, split: str) -> datasets.Dataset:
 
 
 def _load_tsv(cfg: DataConfig, split: str) -> datasets.Dataset:
-    file = _find_file(Path(cfg.path), f"{split}.tsv")
-    src, tgt = [], []
-    for i, line in enumerate(read_lines(file), start=1):
-        fields = line.split("\t") if line else ["", ""]  # a blank line is an empty pair
-        if len(fields) != 2:
-            raise NmtError(f"{file}:{i}: expected 2 tab-separated fields, found {len(fields)}")
-        src.append(fields[0])
-        tgt.append(fields[1])
-    return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
+    file = split_file(cfg, split, "tsv")
+    pairs = [tsv_pair(line, f"{file}:{i}") for i, line in enumerate(read_lines(file), start=1)]
+    return datasets.Dataset.from_dict({"src": [s for s, _ in pairs], "tgt": [t for _, t in pairs]})
 
 
 def _first_bad_json_line(file: Path) -> str:
@@ -69,7 +81,7 @@ def _first_bad_json_line(file: Path) -> str:
 
 
 def _load_jsonl(cfg: DataConfig, split: str) -> datasets.Dataset:
-    file = _find_file(Path(cfg.path), f"{split}.jsonl")
+    file = split_file(cfg, split, "jsonl")
     try:
         ds = datasets.load_dataset("json", data_files=str(file), split="train",
                                    cache_dir=cfg.cache_dir)
@@ -87,11 +99,11 @@ def _load_hub(cfg: DataConfig, split: str) -> datasets.Dataset:
             raise NmtError(f"{what} has no split '{split}': {e}") from None
         raise NmtError(f"could not load {what}: {e}") from None
     except (FileNotFoundError, ConnectionError, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise NmtError(f"could not load {what} split '{split}' from the hub or disk: "
                        f"{msg}") from None
     except Exception as e:  # datasets raises many types (DatasetNotFoundError, ...)
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise NmtError(f"could not load {what} split '{split}': "
                        f"{type(e).__name__}: {msg}") from None
     return _select_columns(ds, cfg, what)
@@ -108,31 +120,67 @@ def _nulls_to_empty(ds: datasets.Dataset) -> datasets.Dataset:
     return ds.map(lambda b: {c: [_str(v) for v in b[c]] for c in ("src", "tgt")}, batched=True)
 
 
+@dataclass(frozen=True)
+class PairColumns:
+    """Where a split's examples hold their two sides: flat columns (`example[src]`), or the
+    language keys of a `translation` dict (`example["translation"][src]`)."""
+
+    src: str
+    tgt: str
+    translation: bool
+    what: str  # the split's name in errors
+
+    def pair(self, example: Mapping) -> tuple[str, str]:
+        """An example's (source, target) strings (a null side is ''); an example without
+        one of the keys is an error naming it."""
+        sides = example["translation"] if self.translation else example
+        try:
+            return _str(sides[self.src]), _str(sides[self.tgt])
+        except KeyError as e:
+            lacks = "'s 'translation' lacks language" if self.translation else " lacks column"
+            raise NmtError(f"{self.what}: an example{lacks} {e}") from None
+
+
+def pair_columns(columns: Sequence[str], cfg: DataConfig, what: str,
+                 languages: Sequence[str] | None = None) -> PairColumns:
+    """Which columns of a split (named `what` in errors) hold the source and target text.
+
+    The flat columns `cfg.src_column`/`cfg.tgt_column` (data.src_key/tgt_key, else the
+    language codes) if both are there; else, with data.src_key/tgt_key unset, a
+    `translation` dict keyed by language code, whose `languages` (where known) must include
+    both codes; else a one-line error naming the missing column(s) and listing `columns`.
+    Used by in-memory loading (the dataset's columns) and by streaming (the first example's).
+    """
+    if cfg.src_column in columns and cfg.tgt_column in columns:
+        return PairColumns(cfg.src_column, cfg.tgt_column, False, what)
+    if "translation" in columns and cfg.src_key is None and cfg.tgt_key is None:
+        if languages and (cfg.src_lang not in languages or cfg.tgt_lang not in languages):
+            raise NmtError(f"{what}: 'translation' has languages {', '.join(languages)}, not "
+                           f"{cfg.src_lang} and {cfg.tgt_lang}")
+        return PairColumns(cfg.src_lang, cfg.tgt_lang, True, what)
+    missing = [c for c in (cfg.src_column, cfg.tgt_column) if c not in columns]
+    raise NmtError(f"{what}: missing column(s) {', '.join(missing)} "
+                   f"(available: {', '.join(columns)}; set data.src_key/data.tgt_key)")
+
+
+def _translation_languages(features: datasets.Features) -> list[str]:
+    """The language keys of a `translation` feature (a `Translation` or a struct), if any."""
+    langs = features.get("translation")
+    return list(getattr(langs, "languages", None) or getattr(langs, "keys", lambda: [])())
+
+
 def _select_columns(ds: datasets.Dataset, cfg: DataConfig, what: str) -> datasets.Dataset:
     """Map both layouts in the wild (flat columns, or a `translation` dict) to src/tgt."""
-    cols = ds.column_names
-    if cfg.src_column in cols and cfg.tgt_column in cols:
-        ds = ds.select_columns([cfg.src_column, cfg.tgt_column])
-        return _nulls_to_empty(ds.rename_columns({cfg.src_column: "src", cfg.tgt_column: "tgt"}))
-    if "translation" in cols and cfg.src_key is None and cfg.tgt_key is None:
-        langs = ds.features["translation"]
-        keys = list(getattr(langs, "languages", None) or getattr(langs, "keys", lambda: [])())
-        if keys and (cfg.src_lang not in keys or cfg.tgt_lang not in keys):
-            raise NmtError(f"{what}: 'translation' has languages {', '.join(keys)}, not "
-                           f"{cfg.src_lang} and {cfg.tgt_lang}")
+    cols = pair_columns(ds.column_names, cfg, what, _translation_languages(ds.features))
+    if not cols.translation:  # columnar: select and rename, no Python per row
+        ds = ds.select_columns([cols.src, cols.tgt])
+        return _nulls_to_empty(ds.rename_columns({cols.src: "src", cols.tgt: "tgt"}))
 
-        def split_pair(batch: dict) -> dict:
-            pairs = batch["translation"]
-            return {"src": [_str(p[cfg.src_lang]) for p in pairs],
-                    "tgt": [_str(p[cfg.tgt_lang]) for p in pairs]}
+    def split_pairs(batch: dict) -> dict:
+        pairs = [cols.pair({"translation": p}) for p in batch["translation"]]
+        return {"src": [s for s, _ in pairs], "tgt": [t for _, t in pairs]}
 
-        try:
-            return ds.map(split_pair, batched=True, remove_columns=cols)
-        except KeyError as e:
-            raise NmtError(f"{what}: an example's 'translation' lacks language {e}") from None
-    missing = [c for c in (cfg.src_column, cfg.tgt_column) if c not in cols]
-    raise NmtError(f"{what}: missing column(s) {', '.join(missing)} "
-                   f"(available: {', '.join(cols)}; set data.src_key/data.tgt_key)")
+    return ds.map(split_pairs, batched=True, remove_columns=ds.column_names)
 
 
 LOADERS = {"text": _load_text, "tsv": _load_tsv, "jsonl": _load_jsonl, "hub": _load_hub}
@@ -173,6 +221,33 @@ def _drop(ds: datasets.Dataset, keep: list[bool], rule: str, report: FilterRepor
     return ds.select(np.flatnonzero(keep)) if not all(keep) else ds
 
 
+def has_text(text: str | None) -> bool:
+    """The cleaning rule: a side is kept if it has a character other than whitespace."""
+    return bool(text and text.strip())
+
+
+def length_filter(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                  cfg: DataConfig) -> tuple[np.ndarray, dict[str, int]]:
+    """The length rules on subword ids (no BOS/EOS), for training data: which pairs pass (a
+    bool array) and how many pairs each rule removed, a pair counting under the first rule
+    it breaks. The rules, in order: source longer than `max_src_len`, target longer than
+    `max_tgt_len`, and (if `max_len_ratio` is set) the longer side more than `max_len_ratio`
+    times the shorter (an empty side counts as 1 token)."""
+    src_len = np.array([len(x) for x in src_ids], dtype=np.int64)
+    tgt_len = np.array([len(x) for x in tgt_ids], dtype=np.int64)
+    rules = [(src_len > cfg.max_src_len, f"source > {cfg.max_src_len} tokens"),
+             (tgt_len > cfg.max_tgt_len, f"target > {cfg.max_tgt_len} tokens")]
+    if cfg.max_len_ratio is not None:
+        ratio = np.maximum(src_len, tgt_len) / np.maximum(np.minimum(src_len, tgt_len), 1)
+        rules.append((ratio > cfg.max_len_ratio, f"length ratio > {cfg.max_len_ratio}"))
+    keep = np.ones(len(src_len), dtype=bool)
+    removed = {}
+    for bad, rule in rules:
+        removed[rule] = int((keep & bad).sum())
+        keep &= ~bad
+    return keep, removed
+
+
 def tokenize(ds: datasets.Dataset, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab):
     """Add `src_ids` and `tgt_ids` with one batched map."""
 
@@ -187,25 +262,17 @@ def clean(ds: datasets.Dataset, split: str) -> tuple[datasets.Dataset, FilterRep
     """Drop pairs with an empty (or whitespace-only) side."""
     report = FilterReport(split, len(ds), Counter())
     src, tgt = ds["src"], ds["tgt"]
-    ds = _drop(ds, [bool(s and s.strip()) for s in src], "empty source", report)
+    ds = _drop(ds, [has_text(s) for s in src], "empty source", report)
     tgt = ds["tgt"] if len(ds) != len(tgt) else tgt
-    ds = _drop(ds, [bool(t and t.strip()) for t in tgt], "empty target", report)
+    ds = _drop(ds, [has_text(t) for t in tgt], "empty target", report)
     return ds, report
 
 
 def filter_lengths(ds: datasets.Dataset, cfg: DataConfig, report: FilterReport):
-    """Length rules on subword counts (training data only)."""
-    src_len = np.array([len(x) for x in ds["src_ids"]])
-    tgt_len = np.array([len(x) for x in ds["tgt_ids"]])
-    keep = np.ones(len(ds), dtype=bool)
-    rules = [(src_len > cfg.max_src_len, f"source > {cfg.max_src_len} tokens"),
-             (tgt_len > cfg.max_tgt_len, f"target > {cfg.max_tgt_len} tokens")]
-    if cfg.max_len_ratio is not None:
-        ratio = np.maximum(src_len, tgt_len) / np.maximum(np.minimum(src_len, tgt_len), 1)
-        rules.append((ratio > cfg.max_len_ratio, f"length ratio > {cfg.max_len_ratio}"))
-    for bad, rule in rules:
-        report.removed[rule] += int((keep & bad).sum())
-        keep &= ~bad
+    """The length rules (`length_filter`) on a tokenized split (training data only)."""
+    keep, removed = length_filter(ds["src_ids"], ds["tgt_ids"], cfg)
+    for rule, n in removed.items():
+        report.removed[rule] += n
     return (ds.select(np.flatnonzero(keep)) if not keep.all() else ds), report
 
 

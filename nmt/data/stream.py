@@ -6,12 +6,14 @@ local files through a generator. Per epoch, the pipeline is
 with every random choice drawn from one generator seeded by (seed, epoch). Memory holds at
 most `shuffle_buffer` + `stream_window` examples, whatever the corpus size.
 
-The batches of a window come from `nmt.data.corpus.window_batches`, the function in-memory
-training uses on the whole (shuffled) corpus; and a shuffle buffer at least as large as the
-corpus emits it in the same random order as in-memory training's permutation. So on a
-corpus that fits both the buffer and one window, streaming and in-memory training see
-exactly the same batches. Resuming inside an epoch regenerates the epoch's stream and skips
-the batches already trained on (exact; it costs reading and tokenizing that part again).
+The files, columns, cleaning and length rules are in-memory loading's own (`split_file`,
+`pair_columns`, `has_text`, `length_filter` of `nmt.data.corpus`), and the batches of a
+window come from `nmt.data.batching.window_batches`, the function in-memory training uses on
+the whole (shuffled) corpus; and a shuffle buffer at least as large as the corpus emits it
+in the same random order as in-memory training's permutation. So on a corpus that fits both
+the buffer and one window, streaming and in-memory training see exactly the same batches.
+Resuming inside an epoch regenerates the epoch's stream and skips the batches already
+trained on (exact; it costs reading and tokenizing that part again).
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import datasets
 import numpy as np
 
 from nmt.config import DataConfig
 from nmt.data.batching import Batch, collate, window_batches
+from nmt.data.corpus import has_text, length_filter, pair_columns, split_file, tsv_pair
 from nmt.data.vocab import SubwordVocab
-from nmt.errors import NmtError
+from nmt.errors import NmtError, first_line
 from nmt.io import open_text
 
 
@@ -51,54 +53,49 @@ def _text_pairs(src_file: str, tgt_file: str) -> Iterator[dict]:
 def _tsv_pairs(file: str) -> Iterator[dict]:
     with open_text(file) as f:
         for n, raw in enumerate(f, start=1):
-            line = _decode(raw, file, n)
-            fields = line.split("\t") if line else ["", ""]
-            if len(fields) != 2:
-                raise NmtError(f"{file}:{n}: expected 2 tab-separated fields, found {len(fields)}")
-            yield {"src": fields[0], "tgt": fields[1]}
+            src, tgt = tsv_pair(_decode(raw, file, n), f"{file}:{n}")
+            yield {"src": src, "tgt": tgt}
 
 
-def _columns(example: dict, cfg: DataConfig, what: str) -> tuple[str, str]:
-    if cfg.src_column in example and cfg.tgt_column in example:
-        return example[cfg.src_column] or "", example[cfg.tgt_column] or ""
+def _translation_keys(example: dict) -> list[str] | None:
     pair = example.get("translation")
-    if isinstance(pair, dict) and cfg.src_lang in pair and cfg.tgt_lang in pair:
-        return pair[cfg.src_lang] or "", pair[cfg.tgt_lang] or ""
-    raise NmtError(f"{what}: an example has neither columns {cfg.src_column}/{cfg.tgt_column} "
-                   f"nor a translation with {cfg.src_lang}/{cfg.tgt_lang} (keys: "
-                   f"{', '.join(example)})")
+    return list(pair) if isinstance(pair, dict) else None
 
 
 def stream_pairs(cfg: DataConfig, split: str) -> Iterator[tuple[str, str]]:
-    """(source, target) strings of a split, in corpus order, read lazily."""
-    from nmt.data.corpus import _find_file  # the same file lookup as in-memory loading
-
-    base = Path(cfg.path)
+    """(source, target) strings of a split, in corpus order, read lazily: the files and
+    columns in-memory loading (`nmt.data.corpus`) would read."""
     if cfg.format == "text":
-        src = str(_find_file(base, f"{split}.{cfg.src_lang}"))
-        tgt = str(_find_file(base, f"{split}.{cfg.tgt_lang}"))
+        src = str(split_file(cfg, split, cfg.src_lang))
+        tgt = str(split_file(cfg, split, cfg.tgt_lang))
         ds = datasets.IterableDataset.from_generator(_text_pairs, gen_kwargs={
             "src_file": src, "tgt_file": tgt})
         what = src
     elif cfg.format == "tsv":
-        file = str(_find_file(base, f"{split}.tsv"))
+        file = str(split_file(cfg, split, "tsv"))
         ds, what = datasets.IterableDataset.from_generator(_tsv_pairs, gen_kwargs={
             "file": file}), file
     else:
         path = "json" if cfg.format == "jsonl" else cfg.path
-        files = str(_find_file(base, f"{split}.jsonl")) if cfg.format == "jsonl" else None
+        files = str(split_file(cfg, split, "jsonl")) if cfg.format == "jsonl" else None
         what = files or f"dataset '{cfg.path}'"
         try:
             ds = datasets.load_dataset(path, None if files else cfg.hub_config, split=
                                        "train" if files else split, data_files=files,
                                        streaming=True)
         except Exception as e:  # datasets raises many types; one line for the user
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = first_line(e)
             raise NmtError(f"could not stream {what} split '{split}': {msg}") from None
     local = cfg.format in ("text", "tsv")  # our own generators already say src/tgt
+    columns = None  # chosen from the first example's keys, as loading chooses from the columns
     try:
         for example in ds:
-            yield (example["src"], example["tgt"]) if local else _columns(example, cfg, what)
+            if local:
+                yield example["src"], example["tgt"]
+                continue
+            if columns is None:
+                columns = pair_columns(list(example), cfg, what, _translation_keys(example))
+            yield columns.pair(example)
     except json.JSONDecodeError as e:
         raise NmtError(f"{what}: invalid JSON ({e})") from None
 
@@ -127,19 +124,19 @@ def chunks(items: Iterable, n: int) -> Iterator[list]:
 
 def training_examples(cfg: DataConfig, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab
                       ) -> Iterator[tuple[list[int], list[int]]]:
-    """Token ids of the streamed training pairs that pass cleaning and the length rules, in
-    corpus order (at most `max_train_pairs` read)."""
+    """Token ids of the streamed training pairs that pass cleaning and the length rules (the
+    rules of in-memory loading: `has_text`, `length_filter`), in corpus order (at most
+    `max_train_pairs` read)."""
     pairs = stream_pairs(cfg, cfg.train_split)
     if cfg.max_train_pairs is not None:
         pairs = itertools.islice(pairs, cfg.max_train_pairs)
     for chunk in chunks(pairs, 1000):
-        chunk = [(s, t) for s, t in chunk if s.strip() and t.strip()]
+        chunk = [(s, t) for s, t in chunk if has_text(s) and has_text(t)]
         src = src_vocab.encode([s for s, _ in chunk])
         tgt = tgt_vocab.encode([t for _, t in chunk])
-        for s, t in zip(src, tgt, strict=True):
-            ratio = max(len(s), len(t)) / max(min(len(s), len(t)), 1)
-            if len(s) <= cfg.max_src_len and len(t) <= cfg.max_tgt_len and (
-                    cfg.max_len_ratio is None or ratio <= cfg.max_len_ratio):
+        keep, _ = length_filter(src, tgt, cfg)
+        for s, t, kept in zip(src, tgt, keep, strict=True):
+            if kept:
                 yield s, t
 
 

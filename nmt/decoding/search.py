@@ -377,8 +377,9 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *,
     before EOS. length_penalty: "none" | "average" | "gnmt:<alpha>" (or a LengthPenalty);
     coverage_penalty: GNMT's beta >= 0; ban_unk: never emit UNK. A hypothesis' score is
     normalise(sum of token log-probs, tokens emitted incl. EOS) + beta * coverage (see
-    `nmt.decoding.processors`); finished sentences leave the batch. Fewer than n_best hypotheses come
-    back only when fewer than n_best have a finite score (tiny vocabularies, banned tokens).
+    `nmt.decoding.processors`); finished sentences leave the batch. Fewer than n_best
+    hypotheses come back only when fewer than n_best have a finite score (tiny vocabularies,
+    banned tokens).
     """
     check_beam_options(beam_size, n_best, min_len, coverage_penalty)
     penalty = LengthPenalty.parse(length_penalty)

@@ -12,9 +12,9 @@ smaller target id first). Counting and ranking are vectorised over pairs (numpy)
 Python loop over tokens.
 
 `ShortlistModel` wraps a `Seq2Seq` so that search code, which only calls `encode`,
-`decode_step` and `reorder_state`, decodes under the shortlist: `encode` passes the batch's
-candidates to `Seq2Seq.encode(..., vocab=...)`, whose `decode_step` then scores only them,
-(B, V') log-probs whose columns are the ids `StepResult.vocab`. Search picks among the V'
+`decode_step` and `reorder_state`, decodes under the shortlist: `encode` gathers the output
+layer's rows of the batch's candidates once, and `decode_step` scores only them, (B, V')
+log-probs whose columns are the ids `StepResult.vocab`. Search picks among the V'
 columns (the softmax, the beam's top-k and its score sums all shrink from V to V') and maps
 them back to ids.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,11 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from nmt.checkpoint import checkpoint_path, save
 from nmt.data.batching import encode_sources
 from nmt.data.vocab import Vocabs
-from nmt.errors import NmtError
+from nmt.errors import NmtError, first_line
+from nmt.io import atomic_open
 from nmt.model.decoder import DecoderState, Memory
 from nmt.model.seq2seq import Seq2Seq, StepResult
 from nmt.special import EOS_ID, UNK_ID
@@ -74,9 +77,10 @@ class Shortlist:
         return ShortlistModel(model, self)
 
     def save(self, path: str | Path) -> None:
-        """Written atomically (see `nmt.checkpoint.save`)."""
-        save({"kind": "shortlist", "frequent": self.frequent.cpu(),
-              "per_source": self.per_source.cpu()}, path)
+        """Written atomically (`nmt.io.atomic_open`)."""
+        with atomic_open(path, "wb") as f:
+            torch.save({"kind": "shortlist", "frequent": self.frequent.cpu(),
+                        "per_source": self.per_source.cpu()}, f)
 
     @classmethod
     def load(cls, path: str | Path, src_vocab_size: int | None = None,
@@ -90,7 +94,7 @@ class Shortlist:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
                 OSError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            reason = first_line(e)
             raise NmtError(f"{path}: corrupt or unreadable shortlist ({reason})") from None
         if not isinstance(obj, dict) or obj.get("kind") != "shortlist":
             raise NmtError(f"{path}: not an nmt shortlist")
@@ -100,11 +104,10 @@ class Shortlist:
         return shortlist
 
     @classmethod
-    def beside(cls, checkpoint: str | Path, vocabs: Vocabs) -> Shortlist:
-        """The shortlist of the model directory `checkpoint` names (a directory or a .pt
-        file in one), checked against its vocabularies."""
-        path = checkpoint_path(checkpoint).parent / SHORTLIST_FILE
-        return cls.load(path, len(vocabs.src), len(vocabs.tgt))
+    def beside(cls, model_dir: str | Path, vocabs: Vocabs) -> Shortlist:
+        """The shortlist of the model directory `model_dir`, checked against its
+        vocabularies."""
+        return cls.load(Path(model_dir) / SHORTLIST_FILE, len(vocabs.src), len(vocabs.tgt))
 
     def check(self, src_vocab_size: int, tgt_vocab_size: int, where: str | Path) -> None:
         top = max([-1] + [int(t.max()) for t in (self.frequent, self.per_source) if t.numel()])
@@ -114,25 +117,72 @@ class Shortlist:
                            f"{src_vocab_size} and {tgt_vocab_size}); rebuild it")
 
 
+@dataclass
+class ShortlistMemory(Memory):
+    """A batch's memory under a shortlist: vocab (V',) the target ids the batch may emit and
+    output, the output layer restricted to them, (.., A) -> (.., V'); both belong to the
+    batch, not to a row, so `select`/`expand` keep them."""
+
+    vocab: torch.Tensor | None = None
+    output: nn.Module | None = None
+
+
 class ShortlistModel:
     """A `Seq2Seq` that, batch by batch, scores only its shortlist's candidates.
 
     It offers what search calls (`encode`, `decode_step`, `reorder_state`); log-probs are
-    (B, V') over the batch's candidates, their ids in `StepResult.vocab`.
+    (B, V') over the batch's candidates, their ids in `StepResult.vocab`. The model's decoder
+    step is its own (`Seq2Seq.decoder_output`); only the output layer is restricted.
     """
 
     def __init__(self, model: Seq2Seq, shortlist: Shortlist):
         self.model, self.shortlist = model, shortlist
+        self._int8_rows: torch.Tensor | None = None  # an int8 output layer's weight, as fp32
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor
+               ) -> tuple[ShortlistMemory, DecoderState]:
         vocab = self.shortlist.candidates(src, src_lengths)  # (V',)
-        return self.model.encode(src, src_lengths, vocab=vocab)
+        output = self.restricted_output(vocab)  # the batch's rows, gathered once
+        memory, state = self.model.encode(src, src_lengths)
+        return ShortlistMemory(memory.states, memory.keys, memory.mask, memory.beam, vocab,
+                               output), state
 
-    def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> StepResult:
-        return self.model.decode_step(tokens, state, memory)
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: ShortlistMemory
+                    ) -> StepResult:
+        step = self.model.decoder_output(tokens, state, memory)
+        logits = memory.output(step.out)  # (B, V')
+        return StepResult(F.log_softmax(logits.float(), dim=-1), step.state, step.attn,
+                          memory.vocab)
 
     def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
         return self.model.reorder_state(state, index)
+
+    def restricted_output(self, vocab: torch.Tensor) -> nn.Module:
+        """The model's output layer for target ids `vocab` (V',) only: (.., A) -> (.., V').
+
+        An int8 dynamic-quantized output layer gives an int8 one (its rows requantized with
+        one symmetric scale); otherwise a linear layer of the output layer's own class
+        holding the rows.
+        """
+        generator = self.model.generator
+        weight = generator.weight
+        if not callable(weight):
+            layer = nn.Linear(weight.size(1), len(vocab), bias=False, device=weight.device)
+            layer.__class__ = type(generator)  # the same kind of layer, kernels included
+            layer.weight = nn.Parameter(weight.detach().index_select(0, vocab),
+                                        requires_grad=False)
+            return layer
+        from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+        if self._int8_rows is None:  # unpacked once, not per batch
+            self._int8_rows = weight().dequantize()  # (V, A)
+        rows = self._int8_rows.index_select(0, vocab)  # (V', A)
+        scale = max(float(rows.abs().max()), 1e-8) / 127.0
+        layer = Int8Linear(rows.size(1), rows.size(0), bias_=False, dtype=torch.qint8)
+        with warnings.catch_warnings():  # torch's deprecation notice for quantized tensors
+            warnings.simplefilter("ignore")
+            layer.set_weight_bias(torch.quantize_per_tensor(rows, scale, 0, torch.qint8), None)
+        return layer
 
 
 # ---------------------------------------------------------------------------- building

@@ -1,4 +1,9 @@
-"""Bidirectional LSTM encoder over packed sequences."""
+"""Bidirectional LSTM encoder over packed sequences.
+
+e_i = E_src x_i; h_i = [h->_i ; h<-_i] from an L-layer bidirectional LSTM (dropout between
+layers) that sees only each sentence's real positions (packing); padded positions are masked
+in every attention.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.cpu.dropout import Dropout
-from nmt.cpu.segments import lstm_by_length
 from nmt.special import PAD_ID
 
 
@@ -28,7 +31,7 @@ class Encoder(nn.Module):
                  dropout: float):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=PAD_ID)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.rnn = nn.LSTM(emb_size, hidden_size, num_layers, batch_first=True,
                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.hidden_size = hidden_size
@@ -42,15 +45,18 @@ class Encoder(nn.Module):
         """Shapes: src (B, S) padded with PAD, src_lengths (B,) on the CPU."""
         B, S = src.shape
         x = self.dropout(self.embed(src))  # (B, S, E)
-        if isinstance(self.rnn, nn.LSTM) and x.device.type == "cpu":
-            # oneDNN calls per length segment, not torch's per-step packed path (see segments)
-            states, h, c = lstm_by_length(self.rnn, x, src_lengths.tolist())  # (B, S, 2H)
-        else:  # CUDA (cuDNN packs natively), or an int8 LSTM (inference.quantize)
-            packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True,
-                                          enforce_sorted=False)
-            out, (h, c) = self.rnn(packed)
-            states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+        states, h, c = self.run_lstm(x, src_lengths)  # (B, S, 2H), (2L, B, H) twice
         lengths = src_lengths.to(src.device).unsqueeze(1)
         mask = torch.arange(S, device=src.device).unsqueeze(0) < lengths  # (B, S)
         L, H = self.num_layers, self.hidden_size
         return EncoderOutput(self.dropout(states), mask, h.view(L, 2, B, H), c.view(L, 2, B, H))
+
+    def run_lstm(self, x: torch.Tensor, src_lengths: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The LSTM over x (B, S, E), each row over its first src_lengths[b] positions ->
+        states (B, S, 2H) zero at padding, final h and c (2L, B, H)."""
+        packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, (h, c) = self.rnn(packed)
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        return states, h, c

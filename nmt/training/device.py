@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import os
 import sys
 import warnings
 from collections.abc import Iterator
 
 import torch
 
+from nmt.cpu import switches
 from nmt.errors import NmtError
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
@@ -30,22 +30,20 @@ def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel.
 
     By default glibc serves every block over its mmap threshold (at most 32 MiB) with a fresh
-    mmap and unmaps it when freed, so each large tensor (a batch's (N, V) logits are 30-60 MB)
-    is paid for again with a page fault per 4 KiB on first touch: on this project's reference
-    machine a zero-fill of 55 MB took 15 ms that way and 1.5 ms in reused memory, and training
-    ran ~35% faster without the faults. Here mmap is switched off for allocations and the heap
-    is never trimmed, so freed blocks are reused; the process keeps its peak heap until it
-    exits (what the resident-memory peak already reports).
+    mmap and unmaps it when freed, so each large tensor (a batch's (N, V) logits) is paid for
+    again with a page fault per 4 KiB on first touch, a large share of a CPU training update
+    (BENCHMARKS.md). Here mmap is switched off for allocations and the heap is never trimmed,
+    so freed blocks are reused; the process keeps its peak heap until it exits (what the
+    resident-memory peak already reports).
 
-    Training (`Trainer`) applies it; decoding does not: with int8 and a shortlist, beam-5
-    decoding measured 0.77-1.04x the speed with it (BENCHMARKS.md), so `translate` keeps
-    glibc's defaults. Once per process, Linux with glibc only; `NMT_SYSTEM_MALLOC=1` leaves
-    malloc untouched. Returns whether the setting is in force.
+    Training (`Trainer`) applies it; decoding does not (it measured no faster with it,
+    BENCHMARKS.md). Once per process, Linux with glibc only; `NMT_SYSTEM_MALLOC=1`
+    (`nmt.cpu.switches`) leaves malloc untouched. Returns whether the setting is in force.
     """
     global _kept
     if _kept:
         return True
-    if not sys.platform.startswith("linux") or os.environ.get("NMT_SYSTEM_MALLOC") == "1":
+    if not sys.platform.startswith("linux") or not switches.current().keep_freed_memory:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

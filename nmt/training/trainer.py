@@ -26,11 +26,12 @@ from tqdm import tqdm
 
 from nmt import checkpoint
 from nmt.config import Config
+from nmt.cpu import accelerate
 from nmt.data.batching import BatchIterator
 from nmt.data.corpus import load_split, prepare_split
 from nmt.data.stream import StreamingBatches, sample_texts
 from nmt.data.vocab import Vocabs, load_vocabs, train_vocabs
-from nmt.decoding.translator import decode_ids, greedy_search
+from nmt.decoding.decode import decode_ids, greedy_search
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.metrics import Score, corpus_bleu
@@ -104,7 +105,9 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.amp = resolve_amp(tc.amp, self.device)
         torch.manual_seed(tc.seed)
-        self.model = build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)).to(self.device)
+        # the CPU kernels below the model (they fall back to torch on other devices)
+        self.model = accelerate(build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)))
+        self.model = self.model.to(self.device)
         self.scaler = grad_scaler(self.device, self.amp)
         self.ddp = wrap(self.model, self.dist, self.device)  # what the forward pass runs
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True,
@@ -175,13 +178,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
-    def train_update(self, groups: list[list[int]], step: bool = True) -> tuple[float, int]:
-        """One optimizer update from the batches `groups` (update_freq of them, or fewer).
-
-        The gradients of all batches are summed and divided by their total target tokens, so
-        the update equals that of one batch holding them all. Returns (summed loss, tokens).
-        With `step` False: the gradients only (no clipping, no update; for FLOP counting).
-        """
+    def forward_backward(self, groups: list[list[int]]) -> tuple[float, int]:
+        """The gradients of the batches `groups`, summed and divided by their total target
+        tokens, in the parameters' `.grad` (no clipping, no update). Returns (summed loss,
+        tokens)."""
         batches = [self.batches.batch(indices) for indices in groups]
         n_tokens = sum_int(sum(b.n_tokens for b in batches), self.dist, self.device)
         self.optimizer.zero_grad(set_to_none=True)
@@ -200,8 +200,15 @@ class Trainer:
         total = sum_float(total, self.dist, self.device)
         if not math.isfinite(total):
             raise NmtError(f"training diverged at step {self.state.step + 1}: loss is {total}")
-        if not step:
-            return total, n_tokens
+        return total, n_tokens
+
+    def train_update(self, groups: list[list[int]]) -> tuple[float, int]:
+        """One optimizer update from the batches `groups` (update_freq of them, or fewer).
+
+        The gradients of all batches are summed and divided by their total target tokens, so
+        the update equals that of one batch holding them all. Returns (summed loss, tokens).
+        """
+        total, n_tokens = self.forward_backward(groups)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.train.clip_norm > 0:

@@ -1,0 +1,81 @@
+"""Searches configured from a `DecodeConfig`, and decoding id sequences in length-sorted
+batches with the results back in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from nmt.config import DecodeConfig
+from nmt.data.batching import encode_sources
+from nmt.decoding.processors import LengthPenalty
+from nmt.decoding.search import (
+    DEFAULT_LENGTH_PENALTY,
+    Hypothesis,
+    beam_search,
+    check_beam_options,
+    greedy,
+)
+from nmt.decoding.shortlist import ShortlistModel
+from nmt.model.seq2seq import Seq2Seq
+
+Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
+
+
+def greedy_search(cfg: DecodeConfig) -> Search:
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
+                      max_len_offset=cfg.max_len_offset)
+
+    return search
+
+
+def make_search(cfg: DecodeConfig, n_best: int = 1) -> Search:
+    """The search `cfg` asks for: greedy for beam size 1 (and one hypothesis), else beam."""
+    if cfg.beam_size == 1 and n_best == 1:
+        return greedy_search(cfg)
+    return beam_search_fn(cfg, cfg.beam_size, n_best, cfg.length_penalty, cfg.coverage_penalty,
+                          cfg.ban_unk)
+
+
+def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
+                   length_penalty: LengthPenalty | str = DEFAULT_LENGTH_PENALTY,
+                   coverage_penalty: float = 0.0, ban_unk: bool = False) -> Search:
+    """Beam search as a `Search`: the best hypothesis per sentence.
+
+    With n_best > 1 the runners-up travel on the best one's `alternatives` (best first), so
+    `decode_ids` and `Translator` keep one hypothesis per sentence. Options are checked here,
+    before any decoding.
+    """
+    check_beam_options(beam_size, n_best, coverage=coverage_penalty)
+    penalty = LengthPenalty.parse(length_penalty)
+
+    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+        nbest = beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best,
+                            max_len_ratio=cfg.max_len_ratio, max_len_offset=cfg.max_len_offset,
+                            length_penalty=penalty, coverage_penalty=coverage_penalty,
+                            ban_unk=ban_unk)
+        for hyps in nbest:
+            hyps[0].alternatives = hyps[1:]
+        return [hyps[0] for hyps in nbest]
+
+    return search
+
+
+def decode_ids(model: Seq2Seq | ShortlistModel, src_ids: list[list[int]], search: Search,
+               batch_size: int, device: torch.device | str = "cpu",
+               progress: bool = False) -> list[Hypothesis]:
+    """Decode id sequences (no EOS) in batches of similar length; results in input order."""
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]), reverse=True)
+    out: list[Hypothesis | None] = [None] * len(src_ids)
+    with tqdm(total=len(order), desc="decode", unit="sent", disable=not progress or None,
+              leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start: start + batch_size]
+            src, src_lengths = encode_sources([src_ids[i] for i in chunk])
+            for i, hyp in zip(chunk, search(model, src.to(device), src_lengths), strict=True):
+                out[i] = hyp
+            bar.update(len(chunk))
+    return out  # type: ignore[return-value]

@@ -1,0 +1,107 @@
+"""`nmt.cpu.accelerate`: the kernels replace the plain modules without changing the model.
+
+The same weights, state_dict keys and (to float rounding) the same logits, attention,
+gradients and decoding steps as the plain model; each kernel is checked to have run.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nmt.cpu import accelerate
+from nmt.cpu.attention import FastAttention
+from nmt.cpu.decoder import FastDecoder
+from nmt.cpu.dropout import Dropout
+from nmt.cpu.encoder import FastEncoder
+from nmt.cpu.matmul import FastLinear
+from nmt.cpu.seq2seq import FastSeq2Seq
+from nmt.model.cells import GRU, LSTM
+from nmt.model.seq2seq import build_model
+from nmt.special import BOS_ID
+from tests.test_model import VARIANTS, padded_batch, tiny_config
+
+CASES = [(a, f, layers, cell) for a, f in VARIANTS for layers in (1, 2) for cell in ("lstm", "gru")
+         if layers == 1 or a in ("bahdanau", "general")]
+
+
+def pair(attention, feeding, layers, cell, seed=0):
+    torch.manual_seed(seed)
+    cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers, cell=cell)
+    plain = build_model(cfg, 20, 25)
+    return plain, accelerate(copy.deepcopy(plain))
+
+
+def test_every_module_gets_its_kernel_and_keeps_its_weights():
+    plain, fast = pair("bahdanau", True, 2, "lstm")
+    assert type(fast) is FastSeq2Seq and type(fast.encoder) is FastEncoder
+    assert type(fast.decoder) is FastDecoder and isinstance(fast.decoder.attention, FastAttention)
+    assert not [m for m in fast.modules() if type(m) in (nn.Linear, nn.Dropout)]
+    assert [type(m) for m in fast.modules() if isinstance(m, nn.Linear)] == [FastLinear] * 7
+    assert len([m for m in fast.modules() if type(m) is Dropout]) == 3
+    assert list(plain.state_dict()) == list(fast.state_dict())
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    accelerate(fast)  # a second call changes nothing
+    assert type(fast.decoder) is FastDecoder
+
+
+def test_a_gru_decoder_keeps_the_plain_step():
+    _, fast = pair("general", True, 1, "gru")
+    assert type(fast.decoder.rnn) is GRU and type(fast.decoder).__name__ == "Decoder"
+    assert isinstance(fast.decoder.attention, FastAttention)  # the rest is accelerated
+    _, lstm = pair("general", True, 1, "lstm")
+    assert type(lstm.decoder.rnn) is LSTM
+
+
+@pytest.mark.parametrize("attention,feeding,layers,cell", CASES)
+def test_teacher_forcing_and_gradients_equal_the_plain_model(attention, feeding, layers, cell):
+    plain, fast = pair(attention, feeding, layers, cell)
+    src, lengths = padded_batch([6, 3, 5])
+    tgt = torch.randint(4, 25, (3, 8))
+    tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+    results = []
+    for model in (plain, fast):
+        model.train()  # dropout 0 in tiny_config: both see the same network
+        out = model(src, lengths, tgt_in)
+        loss = out.loss(tgt_out, 0.1)
+        loss.backward()
+        results.append((out.logits.detach(), out.attn.detach(), loss.detach(),
+                        {n: p.grad for n, p in model.named_parameters()}))
+    (lp, ap, lossp, gp), (lf, af, lossf, gf) = results
+    torch.testing.assert_close(lf, lp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(af, ap, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(lossf, lossp, atol=1e-4, rtol=1e-5)
+    assert gp.keys() == gf.keys()
+    for name in gp:
+        torch.testing.assert_close(gf[name], gp[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("attention,feeding,layers,cell", CASES)
+@pytest.mark.parametrize("quantize", [False, True])
+def test_decoding_steps_equal_the_plain_model(attention, feeding, layers, cell, quantize):
+    """accelerate(training=False): eval mode, fused step (LSTM), packed weights or int8."""
+    plain, _ = pair(attention, feeding, layers, cell, seed=1)
+    plain.eval()
+    fast = accelerate(copy.deepcopy(plain), training=False, quantize=quantize)
+    assert not fast.training
+    if cell == "lstm":
+        assert fast.decoder.fused is not None
+    src, lengths = padded_batch([5, 2, 4])
+    with torch.inference_mode():
+        runs = []
+        for model in (plain, fast):
+            memory, state = model.encode(src, lengths)
+            tokens, steps = torch.full((3,), BOS_ID), []
+            for t in range(4):
+                r = model.decode_step(tokens, state, memory)
+                steps.append((r.log_probs, r.attn))
+                state, tokens = r.state, torch.tensor([5 + t, 7, 9])
+            runs.append(steps)
+    tol = dict(atol=0.05, rtol=0) if quantize else dict(atol=1e-5, rtol=1e-5)
+    for (lp, ap), (lf, af) in zip(*runs, strict=True):
+        torch.testing.assert_close(lf, lp, **tol)
+        torch.testing.assert_close(af, ap, **tol)
