@@ -3,7 +3,7 @@
 - Products through `nmt.cpu.matmul` (the layers are `FastLinear`s once accelerated).
 - Additive attention computes e_i = 2 v^T sigmoid(2 W q + 2 U h_i) - sum(v), which is
   v^T tanh(W q + U h_i) (tanh x = 2 sigmoid(2x) - 1, equal up to float rounding): torch's CPU
-  sigmoid is several times faster than its tanh, and this (B, T, S, A) elementwise pass is
+  sigmoid is cheaper than its tanh, and this (B, T, S, A) elementwise pass is
   most of what attention costs a decoding step. So its keys hold 2 U h_i (computed once per
   sentence, like U h_i). Without autograd the (rows, T, S, A) energies are built a block of
   rows at a time, small enough to stay in cache between the add, the sigmoid and the

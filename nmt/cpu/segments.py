@@ -5,8 +5,8 @@ On the CPU, torch runs a packed sequence of unequal lengths through its per-step
 whose sentences all have the same length through oneDNN's LSTM layer, which projects the
 inputs of all steps at once and runs the recurrence in one call. Training batches are
 length-bucketed (sorted by target, then source length), so a batch holds few distinct
-source lengths (median 2 on Multi30k), and the packed encoder cost ~2.7x a oneDNN call
-over the padded batch (forward and backward, measured on the bench config's batches).
+source lengths, and a few oneDNN calls cost much less than the per-step packed path
+(BENCHMARKS.md).
 
 `lstm_by_length` gives what the packed LSTM gives, with oneDNN-sized calls: rows sorted by
 length (longest first), time cut at each distinct length; in each segment the rows still
@@ -83,8 +83,11 @@ def _segments(x: torch.Tensor, lens: list[int], params: list[torch.Tensor], H: i
     pieces, final_h, final_c, start = [], [], [], 0
     for end in sorted(set(lens)):
         running = sum(n >= end for n in lens)  # rows [0, running) cover [start, end)
+        # the functional LSTM that nn.LSTM calls: one layer, one direction (dropout between
+        # layers is applied by the caller)
         out, h, c = torch.lstm(x[:running, start:end], (h[:, :running], c[:, :running]),
-                               params, True, 1, 0.0, train, False, True)
+                               params, has_biases=True, num_layers=1, dropout=0.0,
+                               train=train, bidirectional=False, batch_first=True)
         pieces.append(F.pad(out, (0, 0, 0, 0, 0, B - running)))  # (B, end - start, H)
         going_on = sum(n > end for n in lens)  # rows [going_on, running) end here
         final_h.append(h[0, going_on:running])

@@ -23,13 +23,26 @@ from torch import nn
 CellState = tuple[torch.Tensor, ...]
 
 
-class LSTM(nn.LSTM):
-    """i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = sig(f) c + sig(i) tanh(g);
-    h' = sig(o) tanh(c') (torch's gate order and equations)."""
+class StackedCell:
+    """What both cells share: batch-first torch layers, dropout between layers only, and the
+    state's top layer and rows."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float):
         super().__init__(input_size, hidden_size, num_layers, batch_first=True,
                          dropout=dropout if num_layers > 1 else 0.0)
+
+    @staticmethod
+    def top(state: CellState) -> torch.Tensor:
+        return state[0][-1]
+
+    @staticmethod
+    def select(state: CellState, index: torch.Tensor) -> CellState:
+        return tuple(s.index_select(1, index) for s in state)
+
+
+class LSTM(StackedCell, nn.LSTM):
+    """i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = sig(f) c + sig(i) tanh(g);
+    h' = sig(o) tanh(c') (torch's gate order and equations)."""
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor | None = None) -> CellState:
         return h, torch.zeros_like(h) if c is None else c
@@ -54,22 +67,10 @@ class LSTM(nn.LSTM):
         out, (h, c) = self(xs, state)
         return out, (h, c)
 
-    @staticmethod
-    def top(state: CellState) -> torch.Tensor:
-        return state[0][-1]
 
-    @staticmethod
-    def select(state: CellState, index: torch.Tensor) -> CellState:
-        return tuple(s.index_select(1, index) for s in state)
-
-
-class GRU(nn.GRU):
+class GRU(StackedCell, nn.GRU):
     """r, z, n from W_ih x + b_ih and W_hh h + b_hh: r = sig(.), z = sig(.),
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h (torch's equations)."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float):
-        super().__init__(input_size, hidden_size, num_layers, batch_first=True,
-                         dropout=dropout if num_layers > 1 else 0.0)
 
     def initial_state(self, h: torch.Tensor, c: torch.Tensor | None = None) -> CellState:
         return (h,)
@@ -93,14 +94,6 @@ class GRU(nn.GRU):
     def sequence(self, xs: torch.Tensor, state: CellState) -> tuple[torch.Tensor, CellState]:
         out, h = self(xs, state[0])
         return out, (h,)
-
-    @staticmethod
-    def top(state: CellState) -> torch.Tensor:
-        return state[0][-1]
-
-    @staticmethod
-    def select(state: CellState, index: torch.Tensor) -> CellState:
-        return tuple(s.index_select(1, index) for s in state)
 
 
 CELLS = {"lstm": LSTM, "gru": GRU}
