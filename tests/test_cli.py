@@ -33,3 +33,23 @@ def test_nmt_user_error_exit_code(tmp_path, capsys):
                  str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'none.yaml'}: config file not found\n"
+
+
+def test_files_the_package_reads_from_the_repository_exist():
+    """Paths computed from a module's location (they move when the module moves)."""
+    from nmt.cli.demo import CONFIG
+
+    assert CONFIG.is_file() and CONFIG.name == "demo.yaml"
+
+
+def test_every_script_runs_its_help(tmp_path):
+    """Each script under scripts/ imports and answers --help (a thin wrapper that lost its
+    target after a move fails here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for script in sorted((Path(__file__).parent.parent / "scripts").glob("*.py")):
+        out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=120)
+        assert out.returncode == 0 and "usage" in out.stdout.lower(), (script.name, out.stderr)

@@ -30,7 +30,7 @@ ALLOWED = {
 }
 # what training may take from decoding: search, and the batched decoding around it
 TRAINING_FROM_DECODING = {"nmt.decoding.search", "nmt.decoding.decode",
-                          "nmt.decoding.processors", "nmt.decoding.shortlist"}
+                          "nmt.decoding.processors"}
 
 
 def module_name(path: Path) -> str:

@@ -10,7 +10,7 @@ from nmt.cli.guard import run_guarded
 from nmt.config import load_config
 from nmt.io import atomic_open, read_lines
 
-CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "demo.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "data" / "configs" / "demo.yaml"
 SAMPLE = 8
 
 

@@ -99,7 +99,7 @@ def _eligible(macs: int, *matrices: torch.Tensor, dense: bool = True) -> bool:
     its `matrices` fp32 CPU matrices, in a dense layout unless `dense` is False (the caller
     copies them into one), and oneDNN products enabled."""
     return (macs >= MIN_MACS
-            and all(_fp32_cpu_matrix(m) and (_dense(m) or not dense) for m in matrices)
+            and all(_fp32_cpu_matrix(m) and (not dense or _dense(m)) for m in matrices)
             and _enabled())
 
 

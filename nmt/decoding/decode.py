@@ -13,19 +13,18 @@ from nmt.data.batching import encode_sources
 from nmt.decoding.processors import LengthPenalty
 from nmt.decoding.search import (
     DEFAULT_LENGTH_PENALTY,
+    Decodable,
     Hypothesis,
     beam_search,
     check_beam_options,
     greedy,
 )
-from nmt.decoding.shortlist import ShortlistModel
-from nmt.model.seq2seq import Seq2Seq
 
-Search = Callable[[Seq2Seq, torch.Tensor, torch.Tensor], list[Hypothesis]]
+Search = Callable[[Decodable, torch.Tensor, torch.Tensor], list[Hypothesis]]
 
 
 def greedy_search(cfg: DecodeConfig) -> Search:
-    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+    def search(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor):
         return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
                       max_len_offset=cfg.max_len_offset)
 
@@ -52,7 +51,7 @@ def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
     check_beam_options(beam_size, n_best, coverage=coverage_penalty)
     penalty = LengthPenalty.parse(length_penalty)
 
-    def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor):
+    def search(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor):
         nbest = beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best,
                             max_len_ratio=cfg.max_len_ratio, max_len_offset=cfg.max_len_offset,
                             length_penalty=penalty, coverage_penalty=coverage_penalty,
@@ -64,7 +63,7 @@ def beam_search_fn(cfg: DecodeConfig, beam_size: int, n_best: int = 1,
     return search
 
 
-def decode_ids(model: Seq2Seq | ShortlistModel, src_ids: list[list[int]], search: Search,
+def decode_ids(model: Decodable, src_ids: list[list[int]], search: Search,
                batch_size: int, device: torch.device | str = "cpu",
                progress: bool = False) -> list[Hypothesis]:
     """Decode id sequences (no EOS) in batches of similar length; results in input order."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -23,10 +24,23 @@ from nmt.decoding.processors import (
 )
 from nmt.decoding.processors import coverage_penalty as coverage_term
 from nmt.model.decoder import DecoderState, Memory
-from nmt.model.seq2seq import Seq2Seq
+from nmt.model.seq2seq import StepResult
 from nmt.special import BOS_ID, EOS_ID
 
 DEFAULT_LENGTH_PENALTY = "gnmt:0.6"
+
+
+class Decodable(Protocol):
+    """What search needs of a model, and all it uses: a `Seq2Seq`, or a wrapper of one
+    (a shortlist) that offers the same three calls."""
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor
+               ) -> tuple[Memory, DecoderState]: ...
+
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory
+                    ) -> StepResult: ...
+
+    def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState: ...
 
 
 @dataclass
@@ -62,7 +76,7 @@ def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.T
 
 
 @torch.inference_mode()
-def greedy(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *,
+def greedy(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor, *,
            max_len_ratio: float = 2.0, max_len_offset: int = 10) -> list[Hypothesis]:
     """Batched greedy decoding; each sentence stops at its EOS or its maximum length.
 
@@ -255,7 +269,7 @@ class _History:
 class _BeamSearch:
     """The mutable state of one batched beam search; `beam_search` is the public entry."""
 
-    def __init__(self, model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, K: int,
+    def __init__(self, model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor, K: int,
                  n_best: int, limits: list[int], penalty: LengthPenalty, beta: float,
                  processors: list[LogProbProcessor]):
         self.model, self.K, self.n_best, self.limits = model, K, n_best, limits
@@ -366,7 +380,7 @@ class _BeamSearch:
 
 
 @torch.inference_mode()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, *, beam_size: int,
+def beam_search(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor, *, beam_size: int,
                 n_best: int = 1, max_len_ratio: float = 2.0, max_len_offset: int = 10,
                 min_len: int = 0, length_penalty: LengthPenalty | str = DEFAULT_LENGTH_PENALTY,
                 coverage_penalty: float = 0.0, ban_unk: bool = False) -> list[list[Hypothesis]]:

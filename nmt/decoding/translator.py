@@ -61,6 +61,9 @@ class Translator:
         self.cfg, self.device = cfg, device
         self.search = search or make_search(cfg)
         self.shortlist = shortlist
+        # what search decodes with: the model, or the model under the shortlist (built once:
+        # it keeps an int8 output layer's unpacked weight between calls)
+        self.decodable = model if shortlist is None else shortlist.restrict(model)
 
     def translate(self, lines: list[str], progress: bool = False,
                   on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
@@ -75,8 +78,7 @@ class Translator:
                 on_split(n + 1, len(parts))
             chunks.extend(parts)
             owner.extend([n] * len(parts))
-        model = self.model if self.shortlist is None else self.shortlist.restrict(self.model)
-        hyps = decode_ids(model, chunks, self.search, self.cfg.batch_size, self.device, progress)
+        hyps = decode_ids(self.decodable, chunks, self.search, self.cfg.batch_size, self.device, progress)
         per_line: list[list[Hypothesis]] = [[] for _ in lines]
         for n, hyp in zip(owner, hyps, strict=True):
             per_line[n].append(hyp)
