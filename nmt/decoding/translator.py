@@ -78,7 +78,8 @@ class Translator:
                 on_split(n + 1, len(parts))
             chunks.extend(parts)
             owner.extend([n] * len(parts))
-        hyps = decode_ids(self.decodable, chunks, self.search, self.cfg.batch_size, self.device, progress)
+        hyps = decode_ids(self.decodable, chunks, self.search, self.cfg.batch_size, self.device,
+                          progress)
         per_line: list[list[Hypothesis]] = [[] for _ in lines]
         for n, hyp in zip(owner, hyps, strict=True):
             per_line[n].append(hyp)
