@@ -13,19 +13,66 @@ from typing import IO
 from nmt.errors import NmtError
 
 
+def _proc_umask() -> int | None:
+    """The process umask from the `Umask:` line of /proc/self/status (Linux >= 4.7), read
+    without changing it; None where that is unavailable."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _import_time_umask() -> int:
+    """Fallback where /proc is unavailable: read the umask once, at import, when no other thread
+    of ours creates files. `os.umask` can only be read by setting it, so never call it later."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_IMPORT_UMASK = _proc_umask()
+if _IMPORT_UMASK is None:
+    _IMPORT_UMASK = _import_time_umask()
+
+
+def _current_umask() -> int:
+    umask = _proc_umask()
+    return _IMPORT_UMASK if umask is None else umask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename inside `directory` durable; ignore filesystems (and platforms) that refuse
+    to open or fsync a directory."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w",
                 encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside `path`; rename it over `path` only if the block succeeds.
 
-    A crash or exception inside the block leaves any previous `path` untouched.
+    A crash or exception inside the block leaves any previous `path` untouched. The file is
+    fsynced before the rename and its directory after it, so a finished write survives a crash.
+    The process umask is read, never changed (changing it races with other threads).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    # mkstemp makes 0600; give the usual permissions
+    os.chmod(tmp, 0o666 & ~_current_umask())
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
@@ -36,6 +83,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w",
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
 def open_text(path: str | os.PathLike) -> IO[bytes]:

@@ -105,3 +105,38 @@ def test_decoding_steps_equal_the_plain_model(attention, feeding, layers, cell, 
     for (lp, ap), (lf, af) in zip(*runs, strict=True):
         torch.testing.assert_close(lf, lp, **tol)
         torch.testing.assert_close(af, ap, **tol)
+
+
+def steps(model, src, lengths, n=3):
+    """log-probs of n decode steps from BOS (fixed next tokens), without autograd."""
+    with torch.inference_mode():
+        memory, state = model.encode(src, lengths)
+        tokens, out = torch.full((src.size(0),), BOS_ID), []
+        for t in range(n):
+            r = model.decode_step(tokens, state, memory)
+            out.append(r.log_probs)
+            state, tokens = r.state, torch.full((src.size(0),), 5 + t)
+    return torch.stack(out)
+
+
+def test_the_fused_snapshot_is_no_weight_and_follows_the_weights():
+    """The decoding snapshot (gate table, fused step) is not in the state_dict, and a weight
+    changed in place or loaded after fusing is what decoding uses."""
+    plain, _ = pair("bahdanau", True, 2, "lstm", seed=2)
+    plain.eval()
+    fast = accelerate(copy.deepcopy(plain), training=False)
+    assert fast.decoder.fused is not None
+    assert list(fast.state_dict()) == list(plain.state_dict())  # no decoder.fused.* keys
+    src, lengths = padded_batch([5, 2, 4])
+    torch.testing.assert_close(steps(fast, src, lengths), steps(plain, src, lengths),
+                               atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # in place, in eval mode: the snapshot is stale
+        for model in (plain, fast):
+            model.decoder.rnn.weight_hh_l0.mul_(-1.5)
+            model.decoder.embed.weight[5] += 1.0
+    torch.testing.assert_close(steps(fast, src, lengths), steps(plain, src, lengths),
+                               atol=1e-5, rtol=1e-5)
+    other, _ = pair("bahdanau", True, 2, "lstm", seed=3)
+    fast.load_state_dict(other.state_dict())  # strict: no missing or unexpected keys
+    torch.testing.assert_close(steps(fast, src, lengths), steps(other.eval(), src, lengths),
+                               atol=1e-5, rtol=1e-5)

@@ -67,6 +67,15 @@ class FusedStep(nn.Module):
             lin.bias.data.copy_((getattr(rnn, f"bias_ih_l{layer}")
                                  + getattr(rnn, f"bias_hh_l{layer}")).detach())
             self.upper.append(lin)
+        # what the snapshot was made from, and each tensor's storage and version then
+        self._sources = [(w, w.data_ptr(), w._version)
+                         for w in (embed.weight, *rnn.parameters())]
+
+    def current(self) -> bool:
+        """Whether every weight it was made from is still the one it read (not replaced,
+        e.g. by `load_state_dict`, and not changed in place)."""
+        return all(w.data_ptr() == ptr and w._version == version
+                   for w, ptr, version in self._sources)
 
 
 def layer(x: torch.Tensor, i: int) -> torch.Tensor:
@@ -93,21 +102,29 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
 class FastDecoder(Decoder):
     """`Decoder` with an LSTM cell, its step and teacher forcing computed as described above.
 
-    `fuse()` (decoding, eval mode) freezes a `FusedStep`; it is a snapshot of the weights,
-    dropped when the module returns to training mode.
+    `fuse()` (decoding, eval mode) makes a `FusedStep`, a snapshot of the weights derived from
+    them: it is not a submodule (it is not in the state_dict and `load_state_dict` does not
+    touch it), it is used only while every weight it was made from is unchanged (else the
+    step runs unfused, on the current weights), and returning to training mode drops it.
     """
 
+    @property
+    def fused(self) -> FusedStep | None:
+        return self.__dict__.get("_fused")
+
     def fuse(self) -> None:
-        self.fused = FusedStep(self.rnn, self.embed, self.emb_size).to(self.embed.weight.device)
+        fused = FusedStep(self.rnn, self.embed, self.emb_size).to(self.embed.weight.device)
+        self.__dict__["_fused"] = fused
 
     def train(self, mode: bool = True) -> FastDecoder:
         if mode:
-            self.fused = None
+            self.__dict__.pop("_fused", None)
         return super().train(mode)
 
     @property
     def _use_fused(self) -> bool:
-        return self._modules.get("fused") is not None and not self.training
+        fused = self.fused
+        return fused is not None and not self.training and fused.current()
 
     def input_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first layer's input weights W_ih split by input: W_e (4H, E) for the target

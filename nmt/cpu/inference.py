@@ -36,8 +36,10 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
     """
     model.eval()
     decoder = model.decoder
+    fused = None
     if isinstance(decoder, FastDecoder):
         decoder.fuse()
+        fused = decoder.fused
     if not quantize:
         for layer in step_linears(model):
             layer.__class__ = FastLinear
@@ -60,6 +62,8 @@ def prepare_for_inference(model: Seq2Seq, quantize: bool = False) -> Seq2Seq:
         linears = {name: default_dynamic_qconfig for name, m in model.named_modules()
                    if isinstance(m, nn.Linear) and m.out_features > 1}
         model = quantize_dynamic(model, linears, dtype=torch.qint8, inplace=True)
+        if fused is not None:  # not a submodule (see FastDecoder): quantized on its own
+            quantize_dynamic(fused, {nn.Linear}, dtype=torch.qint8, inplace=True)
     for m in model.modules():  # what int8 left in fp32 (one-output layers)
         if type(m) is nn.Linear:
             m.__class__ = FastLinear
@@ -70,7 +74,7 @@ def step_linears(model: Seq2Seq) -> list[nn.Linear]:
     """The linear layers every decoding step runs (fused LSTM step, attention query, output
     projection, output layer), whose weights `prepare_for_inference` packs for oneDNN."""
     decoder = model.decoder
-    fused = decoder._modules.get("fused")
+    fused = getattr(decoder, "fused", None)
     layers = ([fused.rec, *fused.upper] if fused is not None else []) + [
         decoder.out_proj, model.generator, getattr(decoder.attention, "query_proj", None)]
     return [m for m in layers if isinstance(m, nn.Linear)]
