@@ -29,6 +29,58 @@ _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric key: low <= v (low < v when `open_low`), v < high (v <= high
+    when `closed_high`); None is unbounded. A key left at None (unset) is not checked."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    closed_high: bool = False
+
+    def holds(self, v: float) -> bool:
+        above = self.low is None or (v > self.low if self.open_low else v >= self.low)
+        below = self.high is None or (v <= self.high if self.closed_high else v < self.high)
+        return above and below
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"must be {'>' if self.open_low else '>='} {self.low:g}"
+        left = "(" if self.open_low else "["
+        right = "]" if self.closed_high else ")"
+        return f"is not in {left}{self.low:g}, {self.high:g}{right}"
+
+
+AT_LEAST_1, AT_LEAST_0, POSITIVE = Range(1), Range(0), Range(0, open_low=True)
+# every numeric key and its range, checked by `validate` before any data is read
+RANGES: dict[str, Range] = {
+    "data.max_src_len": AT_LEAST_1, "data.max_tgt_len": AT_LEAST_1,
+    "data.max_len_ratio": Range(1),  # the longer side over the shorter one
+    "data.max_train_pairs": AT_LEAST_1, "data.max_dev_pairs": AT_LEAST_1,
+    "data.shuffle_buffer": AT_LEAST_1, "data.stream_window": AT_LEAST_1,
+    "vocab.vocab_size": Range(5),  # above the four special tokens
+    "vocab.character_coverage": Range(0, 1, open_low=True, closed_high=True),
+    "vocab.max_sentences": AT_LEAST_1,
+    "model.emb_size": AT_LEAST_1, "model.enc_hidden": AT_LEAST_1,
+    "model.enc_layers": AT_LEAST_1, "model.dec_hidden": AT_LEAST_1,
+    "model.dec_layers": AT_LEAST_1, "model.attn_hidden": AT_LEAST_1,
+    "model.out_size": AT_LEAST_1, "model.dropout": Range(0, 1),
+    "train.seed": AT_LEAST_0, "train.batch_tokens": AT_LEAST_1, "train.max_epochs": AT_LEAST_1,
+    "train.max_steps": AT_LEAST_1, "train.max_time": POSITIVE, "train.lr": POSITIVE,
+    "train.clip_norm": AT_LEAST_0, "train.label_smoothing": Range(0, 1),
+    "train.weight_decay": AT_LEAST_0, "train.lr_decay": Range(0, 1, open_low=True,
+                                                             closed_high=True),
+    "train.lr_patience": AT_LEAST_0, "train.min_lr": AT_LEAST_0, "train.patience": AT_LEAST_1,
+    "train.validate_every": AT_LEAST_1, "train.checkpoint_every": AT_LEAST_1,
+    "train.keep_checkpoints": AT_LEAST_0, "train.log_every": AT_LEAST_1,
+    "train.num_threads": AT_LEAST_1, "train.update_freq": AT_LEAST_1,
+    "decode.batch_size": AT_LEAST_1, "decode.beam_size": AT_LEAST_1,
+    "decode.coverage_penalty": AT_LEAST_0, "decode.max_len_ratio": POSITIVE,
+    "decode.max_len_offset": AT_LEAST_0, "decode.max_input_tokens": AT_LEAST_1,
+}
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the parallel corpus comes from and how it is cleaned.
 
@@ -142,7 +194,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """Decoding for translation (validation during training is always greedy).
+    """Decoding for translation (validation during training is always greedy, with
+    `ban_unk` as set here).
 
     beam_size 1 is greedy search. length_penalty: "none", "average" or "gnmt:<alpha>";
     coverage_penalty: GNMT's beta (0 = off).
@@ -230,20 +283,28 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 
 def validate(cfg: Config) -> Config:
-    """Cross-field checks, each failing with one line that names the keys involved."""
+    """Every numeric key in its range (`RANGES`), then cross-field checks; each failure is
+    one line that names the keys involved."""
+    check_ranges(cfg)
     _validate_model(cfg.model)
     _validate_decode(cfg.decode)
     if cfg.vocab.model_type not in ("unigram", "bpe"):
         raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
     if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
         raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
-    if cfg.train.update_freq < 1:
-        raise NmtError("train.update_freq: must be >= 1")
     if cfg.train.amp not in AMP_MODES:
         raise NmtError(f"train.amp: '{cfg.train.amp}' is not one of auto, none, bf16, fp16")
-    if cfg.train.batch_tokens < 1:
-        raise NmtError("train.batch_tokens: must be >= 1")
     return cfg
+
+
+def check_ranges(cfg: Config) -> None:
+    """Each key of `RANGES` that is set, in its range; else one line naming the key."""
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and not allowed.holds(value):
+            raise NmtError(f"{key}: {value!r} {allowed.describe()}" if allowed.high is not None
+                           else f"{key}: {allowed.describe()} (got {value!r})")
 
 
 def _validate_model(m: ModelConfig) -> None:
@@ -261,18 +322,9 @@ def _validate_model(m: ModelConfig) -> None:
     if m.tie_embeddings and m.attn_vector_size != m.emb_size:
         raise NmtError(f"model.tie_embeddings: needs model.out_size ({m.out_size}) == "
                        f"model.emb_size ({m.emb_size}); leave out_size unset")
-    if not 0.0 <= m.dropout < 1.0:
-        raise NmtError(f"model.dropout: {m.dropout} is not in [0, 1)")
-    for name in ("emb_size", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers"):
-        if getattr(m, name) < 1:
-            raise NmtError(f"model.{name}: must be >= 1")
 
 
 def _validate_decode(d: DecodeConfig) -> None:
-    if d.beam_size < 1 or d.batch_size < 1 or d.max_input_tokens < 1:
-        raise NmtError("decode.beam_size, decode.batch_size, decode.max_input_tokens: must be >= 1")
-    if d.coverage_penalty < 0:
-        raise NmtError(f"decode.coverage_penalty: {d.coverage_penalty} must be >= 0")
     lp = d.length_penalty.split(":")
     if not (lp[0] in ("none", "average") and len(lp) == 1 or lp[0] == "gnmt" and len(lp) == 2
             and _is_float(lp[1])):

@@ -8,8 +8,9 @@ L counts emitted tokens, EOS included. Tokens a script does not list get probabi
 
 from __future__ import annotations
 
+import argparse
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import torch
@@ -355,17 +356,69 @@ def tiny_model(attention="general", feeding=True, seed=5):
     return model
 
 
+@pytest.mark.parametrize("options", [{}, dict(min_len=3, ban_unk=True)],
+                         ids=["plain", "min_len+ban_unk"])
 @pytest.mark.parametrize("attention,feeding", VARIANTS)
-def test_beam_one_is_greedy(attention, feeding):
+def test_beam_one_is_greedy(attention, feeding, options):
+    # Untrained, several variants emit UNK or end before 3 tokens, so the options matter.
     model = tiny_model(attention, feeding)
     src, lengths = padded_batch([7, 3, 5, 1], seed=3)
-    kw = dict(max_len_ratio=1.5, max_len_offset=2)
+    kw = dict(max_len_ratio=1.5, max_len_offset=2, **options)
     beams = beam_search(model, src, lengths, beam_size=1, length_penalty="none", **kw)
     for (beam,), g in zip(beams, greedy(model, src, lengths, **kw), strict=True):
         assert (beam.tokens, beam.finished) == (g.tokens, g.finished)
         assert beam.token_scores == g.token_scores
         torch.testing.assert_close(beam.attention, g.attention)
         assert beam.score == pytest.approx(g.score, abs=1e-5)
+        if options:
+            assert UNK_ID not in g.tokens and (len(g.tokens) >= 3 or not g.finished)
+
+
+# UNK first, and an early EOS after it or after the runner-up.
+UNK_THEN_EOS = {
+    (): {UNK_ID: 0.5, EOS_ID: 0.3, 5: 0.2},
+    (UNK_ID,): {EOS_ID: 0.9, 6: 0.1},
+    (5,): {EOS_ID: 0.6, UNK_ID: 0.3, 7: 0.1},
+    (5, 7): {UNK_ID: 0.5, EOS_ID: 0.3, 8: 0.2},
+    (5, 7, 8): {EOS_ID: 1.0},
+}
+
+
+@pytest.mark.parametrize("min_len,ban_unk,tokens,p", [
+    (0, False, [UNK_ID], 0.5 * 0.9),
+    (0, True, [], 0.3),
+    (1, True, [5], 0.2 * 0.6),
+    (2, True, [5, 7], 0.2 * 0.1 * 0.3),
+    (3, True, [5, 7, 8], 0.2 * 0.1 * 0.2),
+])
+def test_greedy_honours_beam_options_and_equals_beam_one(min_len, ban_unk, tokens, p):
+    # Greedy applies beam search's processors before its argmax: with UNK banned and EOS
+    # held back for min_len tokens it takes the best remaining token at every step.
+    opts = dict(min_len=min_len, ban_unk=ban_unk)
+    src, lengths = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    (g,) = greedy(PrefixModel([UNK_THEN_EOS]), src, lengths, max_len_offset=4, **opts)
+    assert (g.tokens, g.finished) == (tokens, True) and g.score == pytest.approx(ln(p))
+    ((beam,),) = run([UNK_THEN_EOS], beam_size=1, **opts)
+    assert (beam.tokens, beam.finished, beam.token_scores) == (g.tokens, g.finished,
+                                                               g.token_scores)
+
+
+def test_beam_one_search_from_config_bans_unk():
+    # What `translate --beam 1 --ban-unk` (and greedy validation) decodes with.
+    from nmt.cli.translate import _decode_config, add_arguments
+    from nmt.decoding.decode import greedy_search, make_search
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--checkpoint", "x", "--beam", "1", "--ban-unk"])
+    cfg = _decode_config(args, DecodeConfig(max_len_ratio=1.0, max_len_offset=4))
+    src, lengths = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    model = PrefixModel([UNK_THEN_EOS])
+    for search in (make_search(cfg, args.nbest), greedy_search(cfg)):
+        (hyp,) = search(model, src, lengths)
+        assert hyp.tokens == [] and hyp.score == pytest.approx(ln(0.3))
+    (hyp,) = make_search(replace(cfg, ban_unk=False))(model, src, lengths)
+    assert hyp.tokens == [UNK_ID]
 
 
 @pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False)])

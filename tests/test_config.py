@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from nmt.config import (
+    RANGES,
     Config,
     DataConfig,
     ModelConfig,
@@ -246,3 +248,48 @@ def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.lr = 0.1  # type: ignore[misc]
     assert TrainConfig().batch_tokens == cfg.train.batch_tokens
+
+
+def _bad_values(rng):
+    """Values just outside a `Range` (below the low end; above the high end)."""
+    out = []
+    if rng.low is not None:
+        out.append(rng.low if rng.open_low else rng.low - 1)
+    if rng.high is not None:
+        out.append(rng.high + 1 if rng.closed_high else rng.high)
+    return out
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
+def test_every_numeric_key_is_range_checked(key):
+    """Table-driven: each numeric key given a value outside its range is refused with one
+    line naming the key, when the config is built (before any data is read)."""
+    section, name = key.split(".")
+    field_type = {f.name: f.type for f in dataclasses.fields(type(getattr(Config(), section)))}
+    assert "int" in str(field_type[name]) or "float" in str(field_type[name]), key
+    bad = _bad_values(RANGES[key])
+    assert bad, key
+    for value in bad:
+        if "int" in str(field_type[name]):
+            value = int(value) if float(value).is_integer() else int(value) + 1
+        with pytest.raises(NmtError) as e:
+            from_dict({section: {name: value}})
+        message = str(e.value)
+        assert message.startswith(f"{key}: ") and "\n" not in message, message
+
+
+def test_every_numeric_key_has_a_range():
+    """A new numeric config key must get its range in RANGES (else it is never checked)."""
+    numeric = {f"{section.name}.{f.name}"
+               for section in dataclasses.fields(Config)
+               for f in dataclasses.fields(section.type if not isinstance(section.type, str)
+                                           else getattr(sys.modules["nmt.config"],
+                                                        section.type))
+               if any(t in str(f.type) for t in ("int", "float")) and "bool" not in str(f.type)}
+    assert numeric == set(RANGES)
+
+
+def test_zero_intervals_no_longer_reach_training():
+    for key in ("validate_every", "checkpoint_every", "log_every"):
+        with pytest.raises(NmtError, match=f"train.{key}: must be >= 1"):
+            from_dict({"train": {key: 0}})

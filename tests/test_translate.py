@@ -13,6 +13,7 @@ from nmt.checkpoint import load_model
 from nmt.cli.translate import main
 from nmt.config import DecodeConfig
 from nmt.decoding.translator import Translator, split_long
+from nmt.special import UNK_ID
 from tests.helpers import WORDS, train_toy_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +139,47 @@ def test_beam_one_is_greedy_and_beam_translates_every_line(model_dir, tmp_path, 
     model, cfg, vocabs = load_model(model_dir)
     greedy = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(beam_size=1)).translate(lines)
     assert [t.text for t in greedy] == outs["1"][:-1]
+
+
+class UnkFirst:
+    """A model whose every step makes UNK the most likely token (log-prob 0)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, src, src_lengths):
+        return self.model.encode(src, src_lengths)
+
+    def decode_step(self, tokens, state, memory):
+        step = self.model.decode_step(tokens, state, memory)
+        step.log_probs = step.log_probs.clone()
+        step.log_probs[:, UNK_ID] = 0.0
+        return step
+
+    def reorder_state(self, state, index):
+        return self.model.reorder_state(state, index)
+
+
+def test_beam_one_ban_unk_never_outputs_unk(model_dir, tmp_path, capsys, monkeypatch):
+    import nmt.checkpoint
+
+    load = nmt.checkpoint.load_for_inference
+
+    def load_unk_first(*args, **kwargs):
+        model, cfg, vocabs = load(*args, **kwargs)
+        return UnkFirst(model), cfg, vocabs
+
+    monkeypatch.setattr(nmt.checkpoint, "load_for_inference", load_unk_first)
+    src = tmp_path / "in.txt"
+    lines = ["ka lo mi", "su ta ri po", "ve"]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["--checkpoint", str(model_dir), "--input", str(src), "--quiet", "--beam", "1"]
+    assert main(args) == 0
+    assert all("\u2047" in line for line in capsys.readouterr().out.splitlines())  # UNK
+    assert main(args + ["--ban-unk"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(lines) and not any("\u2047" in line for line in out)
+    # UNK banned, the rest of each step is the trained model's: its greedy translation
+    model, _, vocabs = load(model_dir)
+    plain = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(beam_size=1, ban_unk=True))
+    assert [t.text for t in plain.translate(lines)] == out

@@ -24,9 +24,12 @@ Search = Callable[[Decodable, torch.Tensor, torch.Tensor], list[Hypothesis]]
 
 
 def greedy_search(cfg: DecodeConfig) -> Search:
+    """Greedy search with the options of `cfg` that can change an argmax (`ban_unk`); the
+    length and coverage penalties cannot, and the beam size is 1 by definition."""
+
     def search(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor):
         return greedy(model, src, src_lengths, max_len_ratio=cfg.max_len_ratio,
-                      max_len_offset=cfg.max_len_offset)
+                      max_len_offset=cfg.max_len_offset, ban_unk=cfg.ban_unk)
 
     return search
 

@@ -77,12 +77,20 @@ def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.T
 
 @torch.inference_mode()
 def greedy(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor, *,
-           max_len_ratio: float = 2.0, max_len_offset: int = 10) -> list[Hypothesis]:
+           max_len_ratio: float = 2.0, max_len_offset: int = 10, min_len: int = 0,
+           ban_unk: bool = False) -> list[Hypothesis]:
     """Batched greedy decoding; each sentence stops at its EOS or its maximum length.
 
     Shapes: src (B, S), src_lengths (B,). Finished sentences leave the batch, so the work
-    shrinks as sentences end.
+    shrinks as sentences end. min_len: no EOS before that many tokens; ban_unk: never emit
+    UNK. These are beam search's log-prob processors (`nmt.decoding.processors`), applied
+    to each step's log-probs before the argmax, so beam size 1 picks the same tokens. The
+    length and coverage penalties only rank ended hypotheses and cannot change an argmax,
+    so greedy has none. token_scores are the model's log-probs of the chosen tokens.
     """
+    if min_len < 0:
+        raise ValueError(f"min_len must be >= 0, got {min_len}")
+    processors = build_processors(min_len, ban_unk)
     B = src.size(0)
     memory, state = model.encode(src, src_lengths)
     limits = max_lengths(src_lengths, max_len_ratio, max_len_offset).tolist()
@@ -96,7 +104,11 @@ def greedy(model: Decodable, src: torch.Tensor, src_lengths: torch.Tensor, *,
     t = 0
     while active:
         step = model.decode_step(prev, state, memory)
-        best_lp, best = step.log_probs.max(dim=-1)  # (B',)
+        # every live sentence has emitted t tokens; under a shortlist the processors map
+        # the columns to target ids with step.vocab (they only set log-probs to -inf, so the
+        # chosen token's value is still the model's log-prob)
+        log_probs = apply_processors(processors, step.log_probs, t, step.vocab)
+        best_lp, best = log_probs.max(dim=-1)  # (B',)
         best = step.token_ids(best)
         best_l, lp_l = best.tolist(), best_lp.tolist()
         attn = step.attn.cpu()
