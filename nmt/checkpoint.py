@@ -35,13 +35,27 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
         torch.save({"format_version": FORMAT_VERSION, **obj}, f)
 
 
+def _unsafe_global(error: pickle.UnpicklingError) -> str:
+    """The global a refused pickle asked for, from torch's message (its first line else)."""
+    for line in str(error).splitlines():
+        if "Unsupported global" in line or "GLOBAL" in line:
+            return line.strip()[:200]
+    return first_line(error)
+
+
 def load(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file, read with `torch.load(weights_only=True)`: tensors, numbers,
+    strings and containers of them (all that `save` writes); anything else, such as a pickled
+    callable, is refused with one line and never run."""
     path = Path(path)
     if not path.is_file():
         raise NmtError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+    try:  # tensors and plain containers only: a downloaded file cannot run code here
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise NmtError(f"{path}: refused: it holds more than weights and plain values "
+                       f"(loading it would run code: {_unsafe_global(e)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         reason = first_line(e)
         raise NmtError(f"{path}: corrupt or unreadable checkpoint ({reason})") from None
     if not isinstance(obj, dict) or "model" not in obj:
