@@ -153,3 +153,20 @@ def test_ctrl_c_saves_then_resume_equals_uninterrupted(corpus, uninterrupted, tm
     assert 6 <= stopped_at < 14 and f"interrupted at step {stopped_at};" in err[-1]
     assert train(None, out, resume=True, quiet=True).step == 14
     assert_same_weights(uninterrupted, out)
+
+
+def test_resume_says_when_exactness_conditions_differ(corpus, tmp_path):
+    """last.pt records the kernel switches and thread count; a resume under others says so
+    in one line of train.log (and a resume under the same ones does not)."""
+    from nmt.cpu import switches
+
+    out = tmp_path / "model"
+    train(toy_config(corpus, max_steps=4, checkpoint_every=2), out, quiet=True)
+    train(None, out, resume=True, quiet=True, train_overrides={"max_steps": 6})
+    assert "not bit-exactly" not in (out / "train.log").read_text()
+    with switches.override(fused_loss=False):
+        train(None, out, resume=True, quiet=True, train_overrides={"max_steps": 8})
+    lines = [line for line in (out / "train.log").read_text().splitlines()
+             if "not bit-exactly" in line]
+    assert len(lines) == 1
+    assert "default kernel switches" in lines[0] and "NMT_FUSED_LOSS=0" in lines[0]

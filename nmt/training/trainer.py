@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from nmt import checkpoint
 from nmt.config import Config
-from nmt.cpu import accelerate
+from nmt.cpu import accelerate, switches
 from nmt.data.batching import BatchIterator
 from nmt.data.corpus import load_split, prepare_split
 from nmt.data.stream import StreamingBatches, sample_texts
@@ -140,6 +140,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "train_state": dataclasses.asdict(self.state), "config": self.cfg.to_dict(),
+            "exactness": exactness_conditions(),
         }, self.model_dir / "last.pt")
         self.log(f"checkpoint: step {self.state.step} saved to last.pt")
 
@@ -175,6 +176,10 @@ class Trainer:
         self.state = TrainState(**ckpt["train_state"])
         self.log(f"resumed at step {self.state.step} (epoch {self.state.epoch + 1}, "
                  f"batch {self.state.batch_in_epoch})")
+        saved, now = ckpt.get("exactness"), exactness_conditions()
+        if saved is not None and saved != now:
+            self.log(f"resume: the run was saved with {_describe(saved)} and continues with "
+                     f"{_describe(now)}; it goes on, but not bit-exactly as one run would")
 
     # ------------------------------------------------------------------ steps
 
@@ -358,6 +363,19 @@ class Trainer:
         bar.set_postfix(loss=f"{loss / tokens:.3f}", tok_s=f"{tok_s:.0f}")
         self.log(f"step {self.state.step} epoch {self.state.epoch + 1} loss "
                  f"{loss / tokens:.4f} tokens/s {tok_s:.0f}")
+
+
+def exactness_conditions() -> dict:
+    """What bit-exact resume depends on besides the checkpoint: the kernel switches that
+    differ from their defaults (`nmt.cpu.switches`) and torch's thread count (sums split
+    across threads round differently)."""
+    return {"switches": switches.current().differences(), "threads": torch.get_num_threads()}
+
+
+def _describe(conditions: dict) -> str:
+    names = conditions.get("switches") or {}
+    flags = " ".join(f"{k}={v}" for k, v in sorted(names.items())) or "default kernel switches"
+    return f"{flags} and {conditions.get('threads')} thread(s)"
 
 
 @contextlib.contextmanager
