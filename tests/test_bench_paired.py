@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from nmt.bench.paired import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +25,16 @@ def test_decode_pairs_alternate_and_check_the_output(tmp_path, capsys):
     assert result["same_output"] and "identical output" in capsys.readouterr().out
 
 
-def test_missing_options_are_one_line(capsys):
-    assert main(["decode", "--a", str(ROOT), "--b", str(ROOT)]) == 2
-    assert capsys.readouterr().err == "error: decode needs --checkpoint and --input\n"
+@pytest.mark.parametrize("argv, message", [
+    (["decode", "--a", str(ROOT), "--b", str(ROOT)], "decode needs --checkpoint and --input"),
+    (["decode", "--a", str(ROOT), "--b", str(ROOT), "--checkpoint", str(OLD), "--input",
+      str(OLD / "missing.txt")], f"--input {OLD / 'missing.txt'}: no such file"),
+    (["train", "--a", str(ROOT), "--b", str(OLD), "--config", str(OLD / "config.yaml")],
+     f"--b {OLD}: not a checkout of nmt"),
+    (["decode", "--a", str(ROOT), "--b", str(ROOT), "--checkpoint", str(OLD), "--input",
+      str(OLD / "input.txt"), "--pairs", "0"], "--pairs: must be >= 1"),
+])
+def test_bad_input_is_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1

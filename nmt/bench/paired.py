@@ -162,17 +162,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--batches", type=int, default=3, help="batches per job")
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """One line for what the workers would otherwise fail on with a traceback."""
+    for flag, path in (("--a", args.a), ("--b", args.b)):
+        if not (path / "nmt" / "__init__.py").is_file():
+            raise NmtError(f"{flag} {path}: not a checkout of nmt (no nmt/__init__.py)")
+    files = {"decode": (("--checkpoint", args.checkpoint, "dir"), ("--input", args.input, "file")),
+             "train": (("--config", args.config, "file"),)}[args.job]
+    for flag, value, kind in files:
+        if not value:
+            raise NmtError(f"{args.job} needs {' and '.join(f for f, _, _ in files)}")
+        if not (Path(value).is_dir() if kind == "dir" else Path(value).is_file()):
+            raise NmtError(f"{flag} {value}: no such {'folder' if kind == 'dir' else 'file'}")
+    for flag in ("pairs", "lines", "batches"):
+        if getattr(args, flag) < 1:
+            raise NmtError(f"--{flag}: must be >= 1")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_inputs(args)
     job_args = {"job": args.job, "threads": args.threads}
     if args.job == "decode":
-        if not (args.checkpoint and args.input):
-            raise NmtError("decode needs --checkpoint and --input")
         job_args.update(checkpoint=str(Path(args.checkpoint).resolve()),
                         input=str(Path(args.input).resolve()), lines=args.lines,
                         beam=args.beam, quantize=args.quantize, shortlist=args.shortlist)
     else:
-        if not args.config:
-            raise NmtError("train needs --config")
         job_args.update(config=str(Path(args.config).resolve()), set=args.set,
                         batches=args.batches)
     result = compare(args.a.resolve(), args.b.resolve(), job_args, args.pairs, args.warmup)

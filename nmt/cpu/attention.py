@@ -52,18 +52,13 @@ class FastAttention(Attention):
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor, products: StepProducts | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`Attention.forward`; with `products` (teacher forcing) a single query is projected
-        and its context mixed through them."""
-        single = query.dim() == 2
-        if single:
-            query = query.unsqueeze(1)  # (B, 1, Hq)
-        step_query = None if products is None else products.query
-        weights = masked_softmax(self.scores(query, keys, step_query), mask)  # (B, T, S)
-        context = (torch.bmm(weights, values) if products is None
-                   else products.context(weights))  # (B, T, M)
-        if single:
-            return context.squeeze(1), weights.squeeze(1)
-        return context, weights
+        """`Attention.forward`; with `products` (teacher forcing, one query (B, Hq) per row)
+        the query is projected and the context mixed through them."""
+        if products is None:
+            return super().forward(query, keys, values, mask)
+        scores = self.scores(query.unsqueeze(1), keys, products.query)  # (B, 1, S)
+        weights = masked_softmax(scores, mask)
+        return products.context(weights).squeeze(1), weights.squeeze(1)  # (B, M), (B, S)
 
 
 class FastAdditiveAttention(FastAttention, AdditiveAttention):

@@ -104,8 +104,8 @@ class FastDecoder(Decoder):
 
     `fuse()` (decoding, eval mode) makes a `FusedStep`, a snapshot of the weights derived from
     them: it is not a submodule (it is not in the state_dict and `load_state_dict` does not
-    touch it), it is used only while every weight it was made from is unchanged (else the
-    step runs unfused, on the current weights), and returning to training mode drops it.
+    touch it); a batch that finds any weight it was made from changed drops it (`init_state`)
+    and runs unfused, on the current weights; returning to training mode drops it too.
     """
 
     @property
@@ -123,8 +123,16 @@ class FastDecoder(Decoder):
 
     @property
     def _use_fused(self) -> bool:
+        return self.fused is not None and not self.training
+
+    def init_state(self, final_h: torch.Tensor, final_c: torch.Tensor) -> DecoderState:
+        """`Decoder.init_state`; also where a stale fused snapshot is dropped, once per batch
+        (every search and forced decoding starts here, and weights do not change inside one):
+        the step then runs unfused, on the current weights."""
         fused = self.fused
-        return fused is not None and not self.training and fused.current()
+        if fused is not None and not fused.current():
+            self.__dict__.pop("_fused")
+        return super().init_state(final_h, final_c)
 
     def input_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first layer's input weights W_ih split by input: W_e (4H, E) for the target
