@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from nmt.errors import NmtError
+from nmt.errors import NmtError, first_line
 
 ATTENTION_TYPES = ("bahdanau", "dot", "general", "concat")
 CELL_TYPES = ("lstm", "gru")
@@ -173,7 +173,7 @@ class TrainConfig:
     batch_tokens: int = 2048  # padded tokens per batch, on the longer side
     max_epochs: int = 30
     max_steps: int | None = None
-    max_time: float | None = None  # seconds of training in this run
+    max_time: float | None = None  # wall seconds of the whole run, across resumes (see README)
     lr: float = 1e-3
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
@@ -190,6 +190,7 @@ class TrainConfig:
     update_freq: int = 1  # batches whose gradients are summed into one update
     device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:N
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU), none, bf16, fp16
+    tensorboard: bool = False  # also log the curves of metrics.jsonl to TensorBoard (runs/)
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def validate(cfg: Config) -> Config:
     one line that names the keys involved."""
     check_ranges(cfg)
     _validate_model(cfg.model)
-    _validate_decode(cfg.decode)
+    check_value("decode.length_penalty", cfg.decode.length_penalty)
     if cfg.vocab.model_type not in ("unigram", "bpe"):
         raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
     if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
@@ -299,12 +300,24 @@ def validate(cfg: Config) -> Config:
 
 def check_ranges(cfg: Config) -> None:
     """Each key of `RANGES` that is set, in its range; else one line naming the key."""
-    for key, allowed in RANGES.items():
+    for key in RANGES:
         section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value is not None and not allowed.holds(value):
-            raise NmtError(f"{key}: {value!r} {allowed.describe()}" if allowed.high is not None
-                           else f"{key}: {allowed.describe()} (got {value!r})")
+        check_value(key, getattr(getattr(cfg, section), name))
+
+
+def check_value(key: str, value: Any, name: str | None = None) -> None:
+    """`value` allowed for `key` ("section.key"): in its range (`RANGES`), and for
+    decode.length_penalty of the right form. Else one line naming `name` (what the user
+    typed: a CLI flag such as `--beam`, or `--set decode.beam_size`), by default the key."""
+    if value is None:  # unset: nothing to check
+        return
+    name = name or key
+    allowed = RANGES.get(key)
+    if allowed is not None and not allowed.holds(value):
+        raise NmtError(f"{name}: {value!r} {allowed.describe()}" if allowed.high is not None
+                       else f"{name}: {allowed.describe()} (got {value!r})")
+    if key == "decode.length_penalty" and not _is_length_penalty(value):
+        raise NmtError(f"{name}: '{value}' is not none, average or gnmt:<alpha>")
 
 
 def _validate_model(m: ModelConfig) -> None:
@@ -324,12 +337,11 @@ def _validate_model(m: ModelConfig) -> None:
                        f"model.emb_size ({m.emb_size}); leave out_size unset")
 
 
-def _validate_decode(d: DecodeConfig) -> None:
-    lp = d.length_penalty.split(":")
-    if not (lp[0] in ("none", "average") and len(lp) == 1 or lp[0] == "gnmt" and len(lp) == 2
-            and _is_float(lp[1])):
-        raise NmtError(f"decode.length_penalty: '{d.length_penalty}' is not none, average or "
-                       "gnmt:<alpha>")
+def _is_length_penalty(text: str) -> bool:
+    """"none", "average" or "gnmt:<alpha>"."""
+    lp = text.split(":")
+    return (lp[0] in ("none", "average") and len(lp) == 1
+            or lp[0] == "gnmt" and len(lp) == 2 and _is_float(lp[1]))
 
 
 def _is_float(text: str) -> bool:
@@ -349,7 +361,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise NmtError(f"--set {text}: expected section.key=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise NmtError(f"--set {key.strip()}: {raw.strip()!r} is not a valid YAML value "
+                       f"({getattr(e, 'problem', None) or first_line(e)})") from None
+    return key.strip().split("."), value
 
 
 def _is_str_field(section: str, key: str) -> bool:
@@ -362,18 +379,39 @@ def _is_str_field(section: str, key: str) -> bool:
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`values` (a config file's sections) with each `--set section.key=value` applied.
+
+    Each override is checked on its own, so an error names `--set section.key` (not the
+    config file): an unknown section or key (with the valid ones), a value of the wrong type
+    or out of its range.
+    """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in (values or {}).items()}
+    sections = typing.get_type_hints(Config)  # section name -> its dataclass
     for text in overrides:
         keys, value = parse_override(text)
-        if len(keys) != 2:
+        if len(keys) != 2 or not all(keys):
             raise NmtError(f"--set {text}: expected section.key=value")
-        section = values.setdefault(keys[0], {})
-        if not isinstance(section, dict):
-            raise NmtError(f"--set {text}: '{keys[0]}' is not a section")
+        section_name, key = keys
+        name = f"--set {section_name}.{key}"
+        if section_name not in sections:
+            raise NmtError(f"{name}: unknown section '{section_name}' (valid: "
+                           f"{', '.join(sections)})")
+        hints = typing.get_type_hints(sections[section_name])
+        fields = [f.name for f in dataclasses.fields(sections[section_name])]
+        if key not in fields:
+            raise NmtError(f"{name}: unknown key '{key}' in section {section_name} (valid: "
+                           f"{', '.join(fields)})")
         if (value is not None and not isinstance(value, (str, list, dict))
-                and _is_str_field(*keys)):
+                and _is_str_field(section_name, key)):
             value = text.split("=", 1)[1].strip()  # `no`, `2014` are strings here, not YAML's
-        section[keys[1]] = value
+        value = _check_type(value, hints[key], name)
+        check_value(f"{section_name}.{key}", value, name)
+        if values.get(section_name) is None:
+            values[section_name] = {}
+        if not isinstance(values[section_name], dict):
+            raise NmtError(f"{name}: section '{section_name}' of the config file is not a "
+                           "mapping")
+        values[section_name][key] = value
     return values
 
 
@@ -393,9 +431,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    values = load_yaml(path) if path else {}
+    values = apply_overrides(load_yaml(path) if path else {}, overrides or [])
     try:
-        return from_dict(apply_overrides(values, overrides or []))
+        return from_dict(values)
     except NmtError as e:
         raise NmtError(f"{path}: {e}" if path else str(e)) from None
 

@@ -10,6 +10,11 @@ class NmtError(Exception):
     """A user-facing error; its message is one line, printed without a traceback."""
 
 
+class Interrupted(NmtError):
+    """The user stopped the command (Ctrl-C) and it stopped cleanly: the message says what
+    was kept and how to go on. Exit status 130, like a shell's for SIGINT."""
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type's name when the message is empty),
     for wrapping a library's multi-line error into an `NmtError`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import importlib.util
 import json
@@ -25,6 +26,7 @@ from nmt.cli import main as nmt_main
 from nmt.cli.align_score import main as align_score_main
 from nmt.cli.translate import main as translate_main
 from nmt.config import DecodeConfig
+from nmt.cpu import accelerate
 from nmt.data.batching import encode_sources
 from nmt.data.words import Segmented, encode_line, hypothesis_segment, piece_words, segment
 from nmt.decoding.search import Hypothesis, beam_search
@@ -32,7 +34,7 @@ from nmt.decoding.translator import Translator
 from nmt.decoding.unk import replace_unks
 from nmt.errors import NmtError
 from nmt.model.seq2seq import build_model
-from nmt.special import UNK_ID
+from nmt.special import BOS_ID, EOS_ID, UNK_ID
 from nmt.training.trainer import train
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_model import tiny_config
@@ -186,22 +188,32 @@ def random_ids(lengths: list[int], vocab: int, seed: int) -> list[list[int]]:
     return [torch.randint(4, vocab, (n,), generator=g).tolist() for n in lengths]
 
 
-@pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False)])
-def test_forced_decoding_is_teacher_forcing(attention, feeding):
-    torch.manual_seed(2)
-    model = build_model(tiny_config(attention, feeding), 20, 25).eval()
+@pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False),
+                                               ("concat", True)])
+@pytest.mark.parametrize("accelerated", [False, True], ids=["plain", "accelerated"])
+def test_forced_decoding_is_the_reference_model(attention, feeding, accelerated):
+    """Each pair's attention rows and token log-probs equal those of test_reference's naive
+    model (one sentence, float64, torch's cells, attention from the formulas) teacher-forcing
+    BOS + target, with EOS as the last token, whatever batch the pair was sorted into."""
+    from tests.test_reference import make_model as model_with_random_biases
+    from tests.test_reference import reference
+
+    cfg = tiny_config(attention, feeding, enc_layers=2, dec_layers=2)
+    plain = model_with_random_biases(cfg, seed=2)  # eval mode
+    model = accelerate(copy.deepcopy(plain), training=False) if accelerated else plain
     src_ids = random_ids([5, 2, 7, 3], 20, seed=1)
     tgt_ids = random_ids([4, 6, 1, 3], 25, seed=2)
     hyps = forced_decode(model, src_ids, tgt_ids, batch_size=3)  # sorted, two uneven batches
     for s, t, hyp in zip(src_ids, tgt_ids, hyps, strict=True):
-        src, lengths = encode_sources([s])
+        src, lengths = encode_sources([s])  # + EOS
         with torch.no_grad():
-            out = model(src, lengths, torch.tensor([[2] + t]))  # BOS + target
+            logits, attn = reference(plain, src, lengths, torch.tensor([[BOS_ID] + t]))
+        assert hyp.tokens == t and hyp.finished
         assert hyp.attention.shape == (len(t) + 1, len(s) + 1)  # EOS row and column
-        torch.testing.assert_close(hyp.attention, out.attn[0], atol=1e-6, rtol=1e-5)
-        lp = out.logits[0].log_softmax(-1).gather(1, torch.tensor(t + [3])[:, None])
-        torch.testing.assert_close(torch.tensor(hyp.token_scores), lp[:, 0], atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(hyp.attention.double(), attn[0], atol=1e-5, rtol=1e-5)
+        lp = logits[0].log_softmax(-1).gather(1, torch.tensor(t + [EOS_ID])[:, None])[:, 0]
+        torch.testing.assert_close(torch.tensor(hyp.token_scores, dtype=torch.float64), lp,
+                                   atol=1e-5, rtol=1e-5)
         assert hyp.raw_score == pytest.approx(float(lp.sum()), abs=1e-4)
 
 

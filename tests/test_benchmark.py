@@ -105,3 +105,35 @@ def test_resumed_benchmark_applies_train_overrides_and_rejects_others(tmp_path, 
     assert "only train.* keys" in capsys.readouterr().err
     assert main([*base, "--set", "train.max_steps=4"]) == 0
     assert json.loads((out / "toy.json").read_text(encoding="utf-8"))["train"]["steps"] == 4
+
+
+def test_ensemble_benchmark_records_members_and_their_minutes(tmp_path, capsys):
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=120, n_dev=10)
+    for side in ("xx", "yy"):
+        (corpus / f"test.{side}").write_bytes((corpus / f"dev.{side}").read_bytes())
+    cfg_file = tmp_path / "toy.yaml"
+    cfg_file.write_text(dump_yaml(toy_config(corpus, max_steps=4)).replace(
+        "test_splits: []", "test_splits:\n  - test"), encoding="utf-8")
+    dirs = [tmp_path / f"m{seed}" for seed in (3, 4)]
+    for seed, d in zip((3, 4), dirs, strict=True):
+        assert main(["--config", str(cfg_file), "--model-dir", str(d), "--name", f"m{seed}",
+                     "--out", str(tmp_path / "single"), "--set", f"train.seed={seed}",
+                     "--quiet"]) == 0
+    out = tmp_path / "bench"
+    assert main(["--ensemble", *map(str, dirs), "--name", "ens", "--out", str(out),
+                 "--beams", "2", "--length-penalties", "none", "--quiet"]) == 0
+    record = json.loads((out / "ens.json").read_text(encoding="utf-8"))
+    assert [m["model_dir"] for m in record["members"]] == [str(d) for d in dirs]
+    seconds = [m["train"]["wall_seconds"] for m in record["members"]]
+    assert record["train_minutes_total"] == round(sum(seconds) / 60, 1)
+    for m, seed in zip(record["members"], (3, 4), strict=True):
+        single = json.loads((tmp_path / "single" / f"m{seed}.json").read_text())
+        # a member alone, decoded as the ensemble's beam, scores as its own benchmark did
+        assert set(m["beam"]) == {"dev", "test"}
+        assert m["beam"]["test"]["bleu"]["signature"] == single["test"]["test"]["beam"][
+            "bleu"]["signature"]
+    hyps = (out / "ens.test.beam.txt").read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == 10
+    assert "minutes in all" in capsys.readouterr().out
+    assert main(["--ensemble", str(tmp_path / "nope"), "--name", "x", "--out", str(out)]) == 2
+    assert main(["--ensemble", *map(str, dirs), "--model-dir", str(dirs[0]), "--name", "x"]) == 2

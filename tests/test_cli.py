@@ -35,6 +35,19 @@ def test_nmt_user_error_exit_code(tmp_path, capsys):
     assert err == f"error: {tmp_path / 'none.yaml'}: config file not found\n"
 
 
+def test_a_directory_given_as_a_file_names_the_flag(tmp_path, capsys):
+    folder, ref = tmp_path / "folder", tmp_path / "ref.txt"
+    folder.mkdir()
+    ref.write_text("a b c\n", encoding="utf-8")
+    assert main(["score", "--hyp", str(folder), str(ref)]) == 2
+    assert capsys.readouterr().err == f"error: --hyp {folder} is a directory, not a file\n"
+    assert main(["score", "--hyp", str(ref), str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: reference {folder} is a directory, not a file\n"
+    assert main(["align", "--checkpoint", str(tmp_path), "--src", str(folder), "--out",
+                 str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: --src {folder} is a directory, not a file\n"
+
+
 def test_files_the_package_reads_from_the_repository_exist():
     """Paths computed from a module's location (they move when the module moves)."""
     from nmt.cli.demo import CONFIG

@@ -151,21 +151,57 @@ def test_string_overrides_stay_strings():
     ("model.dec_hidden=1.5", "model.dec_hidden: expected int"),
     ("model.tie_embeddings=1", "model.tie_embeddings: expected bool"),
     ("model.hidden=5", "unknown key 'hidden'"),
-    ("nosection.key=5", "unknown key 'nosection'"),
+    ("nosection.key=5", "unknown section 'nosection'"),
     ("dec_hidden=5", "expected section.key=value"),
     ("model.enc.hidden=5", "expected section.key=value"),
     ("model.dec_hidden", "expected section.key=value"),
-    ("seed.x=1", "unknown key 'seed'"),
+    ("seed.x=1", "unknown section 'seed'"),
 ])
 def test_bad_overrides(override, match):
     with pytest.raises(NmtError, match=match):
         load_config(None, [override])
 
 
-def test_bad_override_names_the_config_file(tmp_path):
+def test_bad_override_names_set_not_the_config_file(tmp_path):
     path = write(tmp_path, "model:\n  dec_hidden: 64\n")
-    with pytest.raises(NmtError, match=f"^{path}: model.dec_hidden: expected int"):
+    with pytest.raises(NmtError) as e:
         load_config(path, ["model.dec_hidden=x"])
+    assert str(e.value) == "--set model.dec_hidden: expected int, got 'x'"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr_decy=0.3", "--set train.lr_decy: unknown key 'lr_decy' in section train (valid: "
+                          "seed, batch_tokens, "),
+    ("trian.lr=0.3", "--set trian.lr: unknown section 'trian' (valid: data, vocab, model, "
+                     "train, decode)"),
+    ("train.lr=-1", "--set train.lr: must be > 0 (got -1.0)"),
+    ("decode.max_len_ratio=0", "--set decode.max_len_ratio: must be > 0 (got 0.0)"),
+    ("model.dropout=1", "--set model.dropout: 1.0 is not in [0, 1)"),
+    ("decode.length_penalty=gnmt", "--set decode.length_penalty: 'gnmt' is not none, average "
+                                   "or gnmt:<alpha>"),
+    ("data.test_splits=[a", "--set data.test_splits: '[a' is not a valid YAML value"),
+])
+def test_bad_set_is_one_line_naming_set(tmp_path, override, message):
+    """A --set typo is the --set's fault, not the YAML file's (which is fine)."""
+    path = write(tmp_path, "train:\n  lr: 0.01\n")
+    with pytest.raises(NmtError) as e:
+        load_config(path, [override])
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert str(path) not in str(e.value)
+    if "lr_decy" in override:
+        assert "lr_decay" in str(e.value)
+
+
+def test_set_into_an_empty_section_of_the_file(tmp_path):
+    path = write(tmp_path, "model:\ntrain:\n  lr: 0.01\n")
+    cfg = load_config(path, ["model.dec_hidden=128"])
+    assert cfg.model.dec_hidden == 128 and cfg.train.lr == 0.01
+
+
+def test_file_errors_still_name_the_file(tmp_path):
+    path = write(tmp_path, "train:\n  lr_decy: 0.3\n")
+    with pytest.raises(NmtError, match=f"^{path}: train: unknown key 'lr_decy'"):
+        load_config(path, ["train.lr=0.5"])
 
 
 def test_invalid_yaml_names_file_and_line(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from nmt.cpu import accelerate
+from nmt.cpu import accelerate, matmul
 from nmt.cpu.attention import FastAttention
 from nmt.cpu.decoder import FastDecoder
 from nmt.cpu.dropout import Dropout
@@ -26,6 +26,29 @@ from tests.test_model import VARIANTS, padded_batch, tiny_config
 
 CASES = [(a, f, layers, cell) for a, f in VARIANTS for layers in (1, 2) for cell in ("lstm", "gru")
          if layers == 1 or a in ("bahdanau", "general")]
+
+
+def spy(monkeypatch, module, name: str) -> list:
+    """Records the arguments of every call of `module.name` (a function the kernels look up
+    in their module's globals) for the rest of the test."""
+    calls = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+@pytest.fixture
+def kernels_ran(monkeypatch) -> dict[str, list]:
+    """Calls of the kernels' entry points, with oneDNN products for every size (tiny
+    models' products are below `MIN_MACS`, which would leave them all with torch)."""
+    from nmt.cpu import decoder, encoder, loss
+
+    monkeypatch.setattr(matmul, "MIN_MACS", 0)
+    matmul.onednn_available()  # probe before the spy: its own product is not counted
+    return {"segments": spy(monkeypatch, encoder, "lstm_by_length"),
+            "fused loss": spy(monkeypatch, loss, "output_loss"),
+            "sequence products": spy(monkeypatch, decoder, "SequenceProducts"),
+            "onednn": spy(monkeypatch, matmul, "onednn_mm_nt")}
 
 
 def pair(attention, feeding, layers, cell, seed=0):
@@ -58,7 +81,8 @@ def test_a_gru_decoder_keeps_the_plain_step():
 
 
 @pytest.mark.parametrize("attention,feeding,layers,cell", CASES)
-def test_teacher_forcing_and_gradients_equal_the_plain_model(attention, feeding, layers, cell):
+def test_teacher_forcing_and_gradients_equal_the_plain_model(attention, feeding, layers, cell,
+                                                             kernels_ran):
     plain, fast = pair(attention, feeding, layers, cell)
     src, lengths = padded_batch([6, 3, 5])
     tgt = torch.randint(4, 25, (3, 8))
@@ -72,6 +96,11 @@ def test_teacher_forcing_and_gradients_equal_the_plain_model(attention, feeding,
         results.append((out.logits.detach(), out.attn.detach(), loss.detach(),
                         {n: p.grad for n, p in model.named_parameters()}))
     (lp, ap, lossp, gp), (lf, af, lossf, gf) = results
+    # the kernels ran (in the accelerated model's pass; the plain model has none)
+    assert len(kernels_ran["segments"]) == 1 and len(kernels_ran["fused loss"]) == 1
+    step_loop = cell == "lstm" and not fast.decoder.has_fast_path  # FastDecoder's own loop
+    assert len(kernels_ran["sequence products"]) == int(step_loop)
+    assert len(kernels_ran["onednn"]) > 0 or not matmul.onednn_available()
     torch.testing.assert_close(lf, lp, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(af, ap, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(lossf, lossp, atol=1e-4, rtol=1e-5)
@@ -82,14 +111,25 @@ def test_teacher_forcing_and_gradients_equal_the_plain_model(attention, feeding,
 
 @pytest.mark.parametrize("attention,feeding,layers,cell", CASES)
 @pytest.mark.parametrize("quantize", [False, True])
-def test_decoding_steps_equal_the_plain_model(attention, feeding, layers, cell, quantize):
+def test_decoding_steps_equal_the_plain_model(attention, feeding, layers, cell, quantize,
+                                              kernels_ran, monkeypatch):
     """accelerate(training=False): eval mode, fused step (LSTM), packed weights or int8."""
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from nmt.cpu.inference import step_linears
+
     plain, _ = pair(attention, feeding, layers, cell, seed=1)
     plain.eval()
     fast = accelerate(copy.deepcopy(plain), training=False, quantize=quantize)
     assert not fast.training
     if cell == "lstm":
         assert fast.decoder.fused is not None
+    fused_steps = spy(monkeypatch, FastDecoder, "_lstm_fused")
+    if quantize:
+        assert isinstance(fast.generator, Int8Linear)
+        assert isinstance(fast.decoder.out_proj, Int8Linear)
+    elif matmul.onednn_available():
+        assert all(layer._packed_weight is not None for layer in step_linears(fast))
     src, lengths = padded_batch([5, 2, 4])
     with torch.inference_mode():
         runs = []
@@ -101,6 +141,9 @@ def test_decoding_steps_equal_the_plain_model(attention, feeding, layers, cell, 
                 steps.append((r.log_probs, r.attn))
                 state, tokens = r.state, torch.tensor([5 + t, 7, 9])
             runs.append(steps)
+    assert len(fused_steps) == (4 if cell == "lstm" else 0)  # the fused step ran
+    packed = sum(b.layout == torch._mkldnn for _, b, *_ in kernels_ran["onednn"])
+    assert packed > 0 or quantize or not matmul.onednn_available()  # multiplied packed
     tol = dict(atol=0.05, rtol=0) if quantize else dict(atol=1e-5, rtol=1e-5)
     for (lp, ap), (lf, af) in zip(*runs, strict=True):
         torch.testing.assert_close(lf, lp, **tol)

@@ -282,6 +282,44 @@ def test_hub_folder_that_does_not_exist(tmp_path):
     assert str(missing) in str(e.value)
 
 
+@pytest.mark.parametrize("path", ["./corpus_typo", "../corpus_typo", "data/multi30k_typo",
+                                  "ABS/corpus_typo", "~/corpus_typo", "a/b/c"])
+@pytest.mark.parametrize("fmt", ["hub", "text"])
+def test_mistyped_local_folder_is_no_such_folder(tmp_path, monkeypatch, path, fmt):
+    """A data.path that looks like a local path (./ ../ / ~, more than owner/name, or a first
+    part that exists here) and is not there: "no such folder", not the hub's complaint
+    about repo ids; in-memory and streaming alike."""
+    from nmt.data.stream import stream_pairs
+
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = path.replace("ABS", str(tmp_path))
+    cfg = data_cfg(tmp_path, path, fmt)
+    with pytest.raises(NmtError) as e:
+        load_split(cfg, "train")
+    assert str(e.value) == f"data.path: no such folder: {path}"
+    with pytest.raises(NmtError) as e:
+        next(stream_pairs(cfg, "train"))
+    assert str(e.value) == f"data.path: no such folder: {path}"
+
+
+def test_a_hub_id_still_goes_to_the_hub(tmp_path, monkeypatch):
+    """`bentrevett/multi30k` (no such local folder here) is passed on to `datasets`."""
+    calls = []
+
+    def load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs.get("split")))
+        return datasets.Dataset.from_dict({"de": ["ein Hund"], "en": ["a dog"]})
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    ds = load_split(data_cfg(tmp_path, "bentrevett/multi30k", "hub"), "train")
+    assert calls == [("bentrevett/multi30k", None, "train")]
+    assert ds["src"] == ["ein Hund"] and ds["tgt"] == ["a dog"]
+
+
 def test_unknown_split(tmp_path):
     path, _ = make_corpus("hub-jsonl", tmp_path / "c")
     with pytest.raises(NmtError, match="no split 'val'") as e:

@@ -25,8 +25,11 @@ ALLOWED = {
     "decoding": {"model", "data"},
     "training": {"model", "data", "cpu", "checkpoint", "decoding.search"},
     "alignment": {"model", "data", "decoding"},
-    "bench": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "cli"},
-    "cli": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "bench"},
+    "api": {"model", "data", "cpu", "checkpoint", "decoding", "alignment"},
+    "bench": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "cli",
+              "api"},
+    "cli": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "bench",
+            "api"},
 }
 # what training may take from decoding: search, and the batched decoding around it
 TRAINING_FROM_DECODING = {"nmt.decoding.search", "nmt.decoding.decode",

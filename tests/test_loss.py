@@ -1,4 +1,7 @@
-"""nmt.cpu.loss: the output layer fused with the label-smoothed loss equals torch's op on logits."""
+"""The training loss: torch's op (`nmt.model.loss`) and the output layer fused with it
+(`nmt.cpu.loss`) both equal the label-smoothed loss of docs/model.md §7, written out here."""
+
+import math
 
 import pytest
 import torch
@@ -12,12 +15,30 @@ from tests.helpers import set_switch
 from tests.test_model import padded_batch, tiny_config
 
 
+def hand_loss(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """docs/model.md §7 position by position, in float64: for each n with y_n != PAD,
+    (1 - eps) (-log p_n[y_n]) + (eps / V) sum_v (-log p_n[v]), the smoothing mass spread over
+    all V ids (special tokens included); log p from an explicit log-sum-exp. Differentiable,
+    so autograd gives the formula's own gradients."""
+    z = logits.reshape(-1, logits.size(-1)).double()  # (N, V)
+    V = z.size(1)
+    total = z.new_zeros(())
+    for n, y in enumerate(target.reshape(-1).tolist()):
+        if y == PAD_ID:
+            continue
+        top = z[n].max().detach()
+        log_p = z[n] - (top + torch.log(torch.exp(z[n] - top).sum()))  # (V,)
+        smoothed = sum(-log_p[v] for v in range(V)) / V
+        total = total + (1 - eps) * -log_p[y] + eps * smoothed
+    return total
+
+
 def reference(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float):
-    """Loss, dh, dW of torch's op on the plain product."""
-    h, w = h.detach().requires_grad_(), w.detach().requires_grad_()
-    loss = cross_entropy(h @ w.t(), target, eps, PAD_ID)
-    loss.backward()
-    return loss.detach(), h.grad, w.grad
+    """Loss, dh, dW of `hand_loss` on z = h W^T, float64."""
+    h, w = h.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    loss = hand_loss(h @ w.t(), target, eps)
+    dh, dw = torch.autograd.grad(loss, (h, w))
+    return loss.detach(), dh, dw
 
 
 def fused(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float, scale=1.0):
@@ -27,11 +48,42 @@ def fused(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, eps: float, sc
     return loss.detach(), h.grad, w.grad
 
 
+def test_hand_loss_by_hand():
+    """The reference itself on numbers worked out on paper: logits (0, ln 2, 0) give
+    p = (1/4, 1/2, 1/4); target 1, eps 0.3: 0.7 ln 2 + (0.3 / 3) (ln 4 + ln 2 + ln 4)
+    = 1.2 ln 2. A PAD target adds nothing."""
+    logits = torch.tensor([[0.0, math.log(2), 0.0], [5.0, -1.0, 2.0]])
+    target = torch.tensor([1, PAD_ID])
+    assert hand_loss(logits, target, 0.3).item() == pytest.approx(1.2 * math.log(2))
+    assert hand_loss(logits, target, 0.0).item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_cross_entropy_is_the_formula(eps):
+    """`nmt.model.loss.cross_entropy` (torch's op, what the plain model trains with): the
+    summed loss of §7 over non-pad positions, and its gradient with respect to the logits."""
+    torch.manual_seed(2)
+    logits = (3 * torch.randn(2, 5, 11)).requires_grad_()  # (B, T, V)
+    target = torch.randint(PAD_ID + 1, 11, (2, 5))
+    target[1, 3:] = PAD_ID  # not a position: no loss, no gradient
+    got = cross_entropy(logits, target, eps, PAD_ID)
+    want = hand_loss(logits, target, eps)
+    torch.testing.assert_close(got.double(), want.detach(), rtol=1e-6, atol=1e-6)
+    g_got, = torch.autograd.grad(got, logits)
+    g_want, = torch.autograd.grad(want, logits)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
+    assert g_got[1, 3:].abs().max() == 0
+
+
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
 @pytest.mark.parametrize("onednn", [True, False])
-def test_equals_torchs_loss_and_gradients(monkeypatch, eps, onednn):
+def test_fused_loss_and_gradients_are_the_formula(monkeypatch, eps, onednn):
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
     set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "1" if onednn else "0")
+    if onednn and not matmul.onednn_available():
+        pytest.skip("torch without oneDNN")
+    products, real = [], matmul.onednn_mm_nt
+    monkeypatch.setattr(matmul, "onednn_mm_nt", lambda *a: products.append(a) or real(*a))
     torch.manual_seed(0)
     h, w = torch.randn(2, 9, 16), torch.randn(40, 16)  # (B, T, A), (V, A)
     target = torch.randint(1, 40, (2, 9))
@@ -39,8 +91,9 @@ def test_equals_torchs_loss_and_gradients(monkeypatch, eps, onednn):
     target[1, 2] = 7  # a class that is also another row's target
     target[1, 3] = 7
     want, got = reference(h, w, target, eps), fused(h, w, target, eps)
+    assert len(products) == (3 if onednn else 0)  # z = h W^T, dh and dW on oneDNN, or none
     for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5)
     assert got[1][0, 6:].abs().max() == 0  # no gradient from pad rows
     assert got[2].is_contiguous()  # the weight's layout: autograd keeps it without a copy
 
@@ -62,9 +115,8 @@ def test_extreme_logits_stay_finite():
     loss, dh, dw = fused(h, w, target, 0.1)
     want = reference(h, w, target, 0.1)
     assert torch.isfinite(loss) and loss > 180
-    torch.testing.assert_close(loss, want[0])
-    torch.testing.assert_close(dh, want[1])
-    torch.testing.assert_close(dw, want[2])
+    for got, expected in zip((loss, dh, dw), want, strict=True):
+        torch.testing.assert_close(got.double(), expected)
 
 
 def test_all_padding_gives_zero():
@@ -112,11 +164,13 @@ def test_model_loss_under_autocast_uses_torchs_op(monkeypatch):
     model = accelerate(build_model(tiny_config(), 20, 25))
     src, lengths = padded_batch([6, 4])
     tgt = torch.randint(4, 25, (2, 5))
+    tgt[1, 3:] = PAD_ID
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(src, lengths, tgt)
         loss = out.loss(tgt, 0.1)
     assert not calls and loss.dtype == torch.float32
-    torch.testing.assert_close(loss, cross_entropy(out.logits, tgt, 0.1, PAD_ID))
+    torch.testing.assert_close(loss.double(), hand_loss(out.logits, tgt, 0.1), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_switch_off_uses_torchs_op(monkeypatch):
@@ -129,9 +183,11 @@ def test_switch_off_uses_torchs_op(monkeypatch):
         model = accelerate(build_model(tiny_config(), 20, 25))
         src, lengths = padded_batch([6, 4])
         tgt = torch.randint(4, 25, (2, 5))
+        tgt[1, 3:] = PAD_ID
         out = model(src, lengths, tgt)
-        torch.testing.assert_close(out.loss(tgt, 0.1),
-                                   cross_entropy(out.logits, tgt, 0.1, PAD_ID))
+        torch.testing.assert_close(out.loss(tgt, 0.1).double(),
+                                   hand_loss(out.logits.detach(), tgt, 0.1), rtol=1e-5,
+                                   atol=1e-5)
         assert not calls
         with switches.override(fused_loss=True):  # the same model, the switch on: fused
             model(src, lengths, tgt).loss(tgt, 0.1)

@@ -29,22 +29,55 @@ def every_size(monkeypatch):
     monkeypatch.setattr(matmul, "MIN_MACS", 0)
 
 
-def test_on_by_default_off_when_opted_out(monkeypatch):
-    assert onednn_matmul() == onednn_available()
-    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
-    assert not onednn_matmul()
-    x, w = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True)
-    assert torch.equal(linear(x, w), torch.nn.functional.linear(x, w))
+class OnednnCalls(list):
+    """The operands (a, b) of every oneDNN product (`matmul.onednn_mm_nt`, which every
+    oneDNN path of `nmt.cpu.matmul` calls), and in `biases` the bias each one was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.biases = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.biases.clear()
+
+    def packed(self) -> int:
+        """How many of the products multiplied a packed weight (oneDNN's blocked layout)."""
+        return sum(b.layout == torch._mkldnn for _, b in self)
 
 
 @pytest.fixture
-def onednn_calls(monkeypatch):
-    """The operands of every oneDNN product."""
-    calls = []
+def onednn_calls(monkeypatch) -> OnednnCalls:
+    onednn_available()  # the probe's own product (once per process) is not counted
+    calls = OnednnCalls()
     real = matmul.onednn_mm_nt
-    monkeypatch.setattr(matmul, "onednn_mm_nt",
-                        lambda a, b, *bias: calls.append((a, b)) or real(a, b, *bias))
+
+    def spy(a, b, bias=None):
+        calls.append((a, b))
+        calls.biases.append(bias)
+        return real(a, b, bias)
+
+    monkeypatch.setattr(matmul, "onednn_mm_nt", spy)
     return calls
+
+
+@needs_onednn
+def test_on_by_default_off_when_opted_out(monkeypatch, onednn_calls):
+    """Where this torch has oneDNN, fp32 products go through it unless NMT_ONEDNN_MATMUL=0
+    (a probe that wrongly finds oneDNN missing turns it off silently: caught here)."""
+    assert onednn_available() and onednn_matmul()
+    x, w, dy = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True), torch.randn(3, 5)
+    got = linear(x, w)
+    got.backward(dy)
+    assert len(onednn_calls) == 2  # forward and dW (x needs no gradient)
+    torch.testing.assert_close(got, F.linear(x, w), atol=1e-6, rtol=1e-5)
+    onednn_calls.clear()
+    set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
+    assert not onednn_matmul()
+    got = linear(x, w)
+    got.backward(dy)
+    assert not onednn_calls
+    assert torch.equal(got, F.linear(x, w))
 
 
 @needs_onednn
@@ -127,7 +160,10 @@ def test_accelerate_caps_onednn_caches_and_importing_changes_nothing(tmp_path):
     assert float(out.stdout) < 120, out.stdout
 
 
-def test_linear_and_fast_linear_gradients_equal_torch():
+@needs_onednn
+def test_linear_and_fast_linear_gradients_equal_torch(onednn_calls):
+    """On oneDNN (without it, `linear` is `F.linear` itself): values and all three
+    gradients."""
     torch.manual_seed(1)
     layer = nn.Linear(24, 16)
     x = torch.randn(3, 5, 24, requires_grad=True)
@@ -135,6 +171,7 @@ def test_linear_and_fast_linear_gradients_equal_torch():
     fast = fast_linear(copy.deepcopy(layer))
     got = fast(x)
     g_got = torch.autograd.grad(got.sin().sum(), [x, fast.weight, fast.bias])
+    assert len(onednn_calls) == 3  # forward, dx, dW
     want = layer(x)
     g_want = torch.autograd.grad(want.sin().sum(), params)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -144,6 +181,7 @@ def test_linear_and_fast_linear_gradients_equal_torch():
     torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
+@needs_onednn
 def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_calls):
     """Decoding: one product with the bias, no autograd function; other dtypes are torch's."""
     spied = []
@@ -156,12 +194,12 @@ def test_without_autograd_one_onednn_call_with_the_bias(monkeypatch, onednn_call
         got = fast_linear(copy.deepcopy(layer))(x)
     torch.testing.assert_close(got, layer(x), atol=1e-5, rtol=1e-5)
     assert got.shape == (2, 3, 4) and not spied
-    assert len(onednn_calls) == int(onednn_matmul())
+    assert len(onednn_calls) == 1 and torch.equal(onednn_calls.biases[0], layer.bias)
     assert torch.equal(linear(x.double(), layer.weight.double()),
                        F.linear(x.double(), layer.weight.double()))
-    if onednn_matmul():  # with autograd, fp32: the autograd function
-        linear(x, layer.weight)
-        assert len(spied) == 1
+    assert len(onednn_calls) == 1  # float64 stayed with torch
+    linear(x, layer.weight)  # with autograd, fp32: the autograd function
+    assert len(spied) == 1
 
 
 @needs_onednn
@@ -186,6 +224,7 @@ def test_search_with_onednn_products_equals_torch(monkeypatch, fuse, onednn_call
 
     dnn = run()
     assert onednn_calls  # the products did go through oneDNN
+    assert (model.decoder.fused is not None) == fuse
     set_switch(monkeypatch, "NMT_ONEDNN_MATMUL", "0")
     plain = run()
     assert [h.tokens for h in dnn] == [h.tokens for h in plain]
@@ -220,12 +259,14 @@ def test_column_slices_are_not_given_to_onednn():
 
 
 @needs_onednn
-def test_flop_counter_counts_onednn_products():
+def test_flop_counter_counts_onednn_products(onednn_calls):
     from nmt.bench.flops import count_flops
 
     w = torch.randn(6, 4, requires_grad=True)
     x = torch.randn(3, 4, requires_grad=True)
-    flops = count_flops(lambda: linear(x, w).sum().backward())
+    dy = torch.randn(3, 6)  # dense: `sum()`'s expanded gradient would go to torch's mm
+    flops = count_flops(lambda: linear(x, w).backward(dy))
+    assert len(onednn_calls) == 3  # the products were oneDNN's (torch's would count the same)
     assert flops == 3 * 2 * 3 * 4 * 6  # forward, dx, dW
 
 
@@ -287,13 +328,15 @@ def test_step_projection_packs_its_weight_once_per_sequence(monkeypatch):
 
 @needs_onednn
 @pytest.mark.parametrize("attention", ["bahdanau", "general"])
-def test_teacher_forcing_gradients_with_onednn_and_packed_weights(attention):
+def test_teacher_forcing_gradients_with_onednn_and_packed_weights(attention, onednn_calls):
     """The step loop's gradient check of test_model, with every product on oneDNN (packed
     recurrent and query weights included)."""
     from tests.test_model import test_teacher_forcing_gradients_equal_the_decode_step_loop as check
 
-    check(attention, True, 1)
-    check(attention, True, 2)
+    for layers in (1, 2):
+        check(attention, True, layers)
+        assert len(onednn_calls) > 50 and onednn_calls.packed() > 0, layers
+        onednn_calls.clear()
 
 
 @needs_onednn
@@ -313,18 +356,18 @@ def test_prepared_model_decodes_with_packed_step_weights(monkeypatch, onednn_cal
             return [h for n in beam_search(model, src, lengths, beam_size=3) for h in n]
 
     packed = run()
-    assert any(b.layout == torch._mkldnn for _, b in onednn_calls)
+    assert onednn_calls.packed() > 0
     onednn_calls.clear()
     set_switch(monkeypatch, "NMT_PACK_WEIGHTS", "0")
     plain = run()
-    assert not any(b.layout == torch._mkldnn for _, b in onednn_calls)
+    assert onednn_calls and onednn_calls.packed() == 0
     assert [h.tokens for h in packed] == [h.tokens for h in plain]
     for a, b in zip(packed, plain, strict=True):
         assert a.score == pytest.approx(b.score, abs=1e-5)
 
 
 @needs_onednn
-def test_a_changed_weight_is_not_multiplied_packed():
+def test_a_changed_weight_is_not_multiplied_packed(onednn_calls):
     from nmt.cpu.matmul import pack_linear
 
     torch.manual_seed(5)
@@ -332,10 +375,13 @@ def test_a_changed_weight_is_not_multiplied_packed():
     assert pack_linear(layer)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+        assert onednn_calls.packed() == 1  # the packed copy, while it is current
         layer.weight.mul_(-2.0)  # in place: the packed copy is stale
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
         layer.weight = nn.Parameter(torch.randn(6, 8))  # replaced
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert len(onednn_calls) == 3 and onednn_calls.packed() == 1
     y = layer(x.requires_grad_())  # autograd: the plain products, with gradients
     y.sum().backward()
     assert x.grad is not None and layer.weight.grad is not None
+    assert onednn_calls.packed() == 1

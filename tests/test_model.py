@@ -102,17 +102,46 @@ def test_encoder_padding_invariance(attention, feeding, fast):
         assert torch.all(batch_out.attn[i, :, n:] == 0)
 
 
-@pytest.mark.parametrize("attention,feeding", VARIANTS)
-@pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("fast", [False, True])
-def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layers, cell, fast):
+def two_path_cases() -> list[tuple[str, bool, int, str, bool]]:
+    """(attention, feeding, layers, cell, accelerated) where `forward(fast=True)` and
+    `forward(fast=False)` run different code: the decoder's sequence path (Luong without input
+    feeding: the cell over the whole target, all queries at once), and, in the accelerated
+    LSTM decoder, o_t computed once after the step loop (no input feeding, so Bahdanau too).
+    Luong with input feeding has one path: both flags run the step loop."""
+    cases = []
+    for attention, feeding in VARIANTS:
+        for layers in (1, 2):
+            for cell in ("lstm", "gru"):
+                for accelerated in (False, True):
+                    sequence_path = attention != "bahdanau" and not feeding
+                    hoisted_output = attention == "bahdanau" and accelerated and cell == "lstm"
+                    if sequence_path or hoisted_output:
+                        cases.append((attention, feeding, layers, cell, accelerated))
+    return cases
+
+
+def spy_on_output(model) -> list[int]:
+    """Records the rank of s_t at each call of the decoder's `output` (o_t from s_t, c_t,
+    E y_{t-1}): 3 for one call over a whole (B, T, H) sequence, 2 for one step's (B, H)."""
+    calls = []
+    real = model.decoder.output
+    model.decoder.output = lambda s, context, emb: calls.append(s.dim()) or real(s, context, emb)
+    return calls
+
+
+@pytest.mark.parametrize("attention,feeding,layers,cell,accelerated", two_path_cases())
+def test_forward_shapes_and_fast_path_equals_step_loop(attention, feeding, layers, cell,
+                                                       accelerated):
     torch.manual_seed(2)
     cfg = tiny_config(attention, feeding, dec_layers=layers, enc_layers=layers, cell=cell)
-    model = make_model(cfg, fast).eval()
+    model = make_model(cfg, accelerated).eval()
+    calls = spy_on_output(model)
     src, lengths = padded_batch([6, 3])
     tgt = torch.randint(4, 25, (2, 7))
-    fast, loop = model(src, lengths, tgt, fast=True), model(src, lengths, tgt, fast=False)
+    fast = model(src, lengths, tgt, fast=True)
+    assert calls == [3]  # two paths: the fast one computes o_t once, for all 7 steps...
+    loop = model(src, lengths, tgt, fast=False)
+    assert calls == [3] + [2] * 7  # ...the loop once per step
     assert fast.logits.shape == (2, 7, 25) and fast.attn.shape == (2, 7, 6)
     torch.testing.assert_close(fast.logits, loop.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast.attn, loop.attn, atol=1e-6, rtol=1e-5)
@@ -218,14 +247,57 @@ def test_reorder_state_selects_rows():
     assert torch.equal(memory.select(index).mask[0], memory.mask[2])
 
 
-def test_bridge_and_zero_init():
+@pytest.mark.parametrize("layers", [(2, 2), (2, 3), (1, 2)], ids=["Lenc2-L2", "Lenc2-L3",
+                                                                     "Lenc1-L2"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("accelerated", [False, True])
+def test_bridge_maps_the_final_forward_and_backward_states(layers, cell, accelerated):
+    """docs/model.md §3 by hand: s_0^(k) = tanh(W_b [h->_{S_b} ; h<-_1]^(k') + b_b) and
+    c_0^(k) = tanh(W_bc [c->_{S_b} ; c<-_1]^(k') + b_bc), k' = k when the layer counts agree,
+    else the top encoder layer. The final states come from test_reference's encoder (one
+    sentence at a time, torch's LSTMCell, no padding or packing), whose top layer must also
+    be the memory's forward half at the last real token and backward half at the first."""
+    from tests.test_reference import make_model as model_with_random_biases
+    from tests.test_reference import params, ref_encoder
+
+    enc_layers, dec_layers = layers
+    cfg = tiny_config("general", True, enc_layers=enc_layers, dec_layers=dec_layers, cell=cell)
+    model = model_with_random_biases(cfg)  # eval mode, every bias nonzero
+    model = accelerate(model) if accelerated else model
+    src, lengths = padded_batch([5, 7, 2])
+    with torch.no_grad():
+        memory, state = model.encode(src, lengths)
+    P, He = params(model), cfg.enc_hidden
+    assert len(state.rnn) == (2 if cell == "lstm" else 1)
+    assert state.h.shape == (dec_layers, 3, cfg.dec_hidden)
+    for b, n in enumerate(lengths.tolist()):
+        # per encoder layer: [h->_n ; h<-_1] and [c->_n ; c<-_1], each (M,)
+        _, finals_h, finals_c = ref_encoder(P, src[b, :n], enc_layers)
+        top = memory.states[b].double()  # (S, M)
+        torch.testing.assert_close(finals_h[-1], torch.cat([top[n - 1, :He], top[0, He:]]),
+                                   atol=1e-6, rtol=1e-5)
+        for k in range(dec_layers):
+            k_enc = k if enc_layers == dec_layers else enc_layers - 1
+            want_h = torch.tanh(P["decoder.bridge_h.weight"] @ finals_h[k_enc]
+                                + P["decoder.bridge_h.bias"])
+            torch.testing.assert_close(state.rnn[0][k, b].double(), want_h, atol=1e-6,
+                                       rtol=1e-5, msg=f"s_0 of layer {k}, sentence {b}")
+            if cell == "lstm":
+                want_c = torch.tanh(P["decoder.bridge_c.weight"] @ finals_c[k_enc]
+                                    + P["decoder.bridge_c.bias"])
+                torch.testing.assert_close(state.rnn[1][k, b].double(), want_c, atol=1e-6,
+                                           rtol=1e-5, msg=f"c_0 of layer {k}, sentence {b}")
+    assert torch.count_nonzero(state.feed) == 0  # o_0 = 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_without_the_bridge_the_decoder_starts_from_zeros(cell):
     src, lengths = padded_batch([3, 2])
-    zero = build_model(tiny_config(bridge=False), 20, 25)
+    zero = build_model(tiny_config(bridge=False, cell=cell, dec_layers=2), 20, 25)
+    assert not hasattr(zero.decoder, "bridge_h") and not hasattr(zero.decoder, "bridge_c")
     _, state = zero.encode(src, lengths)
-    assert torch.count_nonzero(state.rnn[0]) == 0 and torch.count_nonzero(state.rnn[1]) == 0
-    bridged = build_model(tiny_config(bridge=True, enc_layers=2, dec_layers=3), 20, 25)
-    _, state = bridged.encode(src, lengths)
-    assert state.h.shape == (3, 2, 16) and torch.count_nonzero(state.h) > 0
+    assert len(state.rnn) == (2 if cell == "lstm" else 1)
+    assert all(s.shape == (2, 2, 16) and torch.count_nonzero(s) == 0 for s in state.rnn)
 
 
 def test_tied_embeddings_share_one_tensor():

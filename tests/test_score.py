@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -105,7 +107,106 @@ def test_metrics_errors():
         corpus_scores(["a"], [["a"]], metrics=("meteor",))
 
 
-def test_cross_check_with_sacrebleu_functions():
+def hand_bleu(hyps: list[str], ref_streams: list[list[str]], lowercase: bool = False) -> float:
+    """Corpus BLEU written out (Papineni et al. 2002, mteval's conventions): n-gram counts
+    (n <= 4) clipped by the largest count in any one reference and summed over the corpus;
+    per sentence the reference length closest to the hypothesis's (the shorter one on a
+    tie); brevity penalty exp(1 - r / c) when c < r; an order with no match gets precision
+    1 / (2^k total) for its k-th such order ("exp" smoothing). Tokens are whitespace words
+    (what 13a leaves of text whose punctuation is already split off)."""
+    fold = str.lower if lowercase else str
+    matches, totals, c, r = [0] * 4, [0] * 4, 0, 0
+    for k, hyp in enumerate(hyps):
+        h = fold(hyp).split()
+        refs = [fold(stream[k]).split() for stream in ref_streams]
+        c += len(h)
+        r += min((len(ref) for ref in refs), key=lambda n: (abs(n - len(h)), n))
+        for n in range(1, 5):
+            grams = Counter(tuple(h[i: i + n]) for i in range(len(h) - n + 1))
+            most = Counter()
+            for ref in refs:
+                most |= Counter(tuple(ref[i: i + n]) for i in range(len(ref) - n + 1))
+            matches[n - 1] += sum(min(count, most[g]) for g, count in grams.items())
+            totals[n - 1] += max(len(h) - n + 1, 0)
+    log_p, zeros = 0.0, 0
+    for m, t in zip(matches, totals, strict=True):
+        if m == 0:
+            zeros += 1
+        log_p += math.log((m if m else 2.0 ** -zeros) / t) / 4
+    return 100 * min(1.0, math.exp(1 - r / c)) * math.exp(log_p)
+
+
+def test_hand_bleu_by_hand():
+    """The reference implementation on cases worked out on paper."""
+    assert hand_bleu(["a b c d e f"], [["a b c d e g"]]) == pytest.approx(100 * 3 ** -0.25)
+    # exp smoothing: 4/5, 2/4, 1/3 and no 4-gram match of 2: 1 / (2 * 2)
+    want = 100 * (4 / 5 * 2 / 4 * 1 / 3 * 1 / 4) ** 0.25
+    assert hand_bleu(["a b c d e"], [["a b c x e"]]) == pytest.approx(want)
+
+
+def test_bleu_clips_counts_and_penalises_brevity():
+    """"a" twice against one "a" in the reference: 1-grams 5/6 (clipped), 2-grams 4/5
+    (aa, ab, bc, cd, de: all but aa), 3-grams 3/4, 4-grams 2/3; c = 6 < r = 8:
+    BP = exp(1 - 8/6)."""
+    s = by_name(corpus_scores(["a a b c d e"], [["a b c d e f g h"]]))
+    assert s["BLEU"].value == pytest.approx(100 * math.exp(-1 / 3) * 3 ** -0.25)
+
+
+def test_bleu_sums_counts_over_the_corpus():
+    """Not the mean of sentence scores: 1-grams (4 + 3)/8, 2-grams (3 + 2)/6, 3-grams
+    (2 + 1)/4, 4-grams (1 + 0)/2; c = r = 8."""
+    s = corpus_bleu(["a b c d", "e f g h"], ["a b c d", "e f g x"])
+    assert s.value == pytest.approx(100 * (7 / 8 * 5 / 6 * 3 / 4 * 1 / 2) ** 0.25)
+
+
+def test_bleu_smooths_an_order_without_matches():
+    """mteval's exp smoothing (sacreBLEU's default for corpus BLEU): the first order without
+    a match counts as 1 / (2 * total): 4/5, 2/4, 1/3, then 1/(2 * 2)."""
+    s = corpus_bleu(["a b c d e"], ["a b c x e"])
+    assert s.value == pytest.approx(100 * (4 / 5 * 2 / 4 * 1 / 3 * 1 / 4) ** 0.25)
+
+
+def test_bleu_multiple_references_clip_by_the_best_and_take_the_closest_length():
+    """Every n-gram of "a b c d e f" is in one reference or the other, and the second has
+    its length: 100. Against the first alone: 5/6, 4/5, 3/4, 2/3 and r = 9: BP exp(-1/2)."""
+    hyp, ref1, ref2 = ["a b c d e f"], ["a b c d e g h i j"], ["x b c d e f"]
+    both = corpus_scores(hyp, [ref1, ref2], metrics=("bleu",))[0]
+    assert both.value == pytest.approx(100.0) and "nrefs:2" in both.signature
+    assert corpus_bleu(hyp, ref1).value == pytest.approx(100 * math.exp(-0.5) * 3 ** -0.25)
+
+
+def test_chrf_averages_precision_and_recall_over_character_orders():
+    """chrF2 (Popović 2015; sacreBLEU's default: character n-grams up to 6, no word n-grams,
+    whitespace removed): the hypothesis' 8 characters are the reference's first 8 of 12, so
+    for n = 1..6 precision is 1 and recall (9 - n) / (13 - n); chrF2 = 5 P R / (4 P + R) of
+    their averages over the six orders."""
+    recall = sum((9 - n) / (13 - n) for n in range(1, 7)) / 6
+    s = by_name(corpus_scores(["abc defgh"], [["abcdefgh ijkl"]], metrics=("chrf",)))
+    assert s["chrF"].value == pytest.approx(100 * 5 * recall / (4 + recall))
+
+
+def test_ter_counts_a_shift_as_one_edit_and_takes_the_best_reference():
+    """TER (Snover et al. 2006): edits / reference words. Moving "c" to the end is one shift
+    (word edit distance alone would need two edits). With two references: the fewest edits
+    (1, against "a b c x") over the average reference length ((4 + 6) / 2)."""
+    assert by_name(corpus_scores(["c a b"], [["a b c"]]))["TER"].value == pytest.approx(100 / 3)
+    multi = corpus_scores(["a b c d"], [["a b c x"], ["a b c d e f"]], metrics=("ter",))[0]
+    assert multi.value == pytest.approx(100 * 1 / 5)
+
+
+def test_every_score_carries_sacrebleus_signature():
+    """The settings metrics.py documents, in the signature printed with each score."""
+    s = by_name(corpus_scores(SENTS, [SENTS]))
+    assert "|eff:no|tok:13a|smooth:exp|" in s["BLEU"].signature
+    assert "|eff:yes|nc:6|nw:0|space:no|" in s["chrF"].signature
+    assert "|tok:tercom|norm:no|punct:yes|asian:no|" in s["TER"].signature
+    for score in s.values():
+        assert score.signature.startswith("nrefs:1|case:mixed|")
+        assert format_score(score) == f"{score.text} | signature: {score.signature}"
+
+
+def test_bleu_equals_a_hand_written_bleu_on_a_random_corpus():
+    """Two references, 40 sentences, cased and lowercased, against `hand_bleu`."""
     rng = random.Random(1234)
     words = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "big", "Red", ",", "."]
 
@@ -116,16 +217,11 @@ def test_cross_check_with_sacrebleu_functions():
     refs2 = [sent() for _ in range(40)]
     hyps = [r if rng.random() < 0.3 else sent() for r in refs]
     for lc in (False, True):
-        ours = by_name(corpus_scores(hyps, [refs, refs2], lowercase=lc))
-        assert ours["BLEU"].value == sacrebleu.corpus_bleu(hyps, [refs, refs2], lowercase=lc).score
-        # corpus_chrf has no lowercase option; lowercasing the inputs is what CHRF does.
-        fold = (lambda xs: [x.lower() for x in xs]) if lc else list
-        chrf = sacrebleu.corpus_chrf(fold(hyps), [fold(refs), fold(refs2)]).score
-        assert ours["chrF"].value == chrf
-        ter = sacrebleu.corpus_ter(hyps, [refs, refs2], case_sensitive=not lc).score
-        assert ours["TER"].value == ter
-        assert 0 < ours["BLEU"].value < 100
-    assert corpus_bleu(hyps, refs).value == sacrebleu.corpus_bleu(hyps, [refs]).score
+        ours = corpus_scores(hyps, [refs, refs2], lowercase=lc, metrics=("bleu",))[0]
+        assert 0 < ours.value < 100
+        assert ours.value == pytest.approx(hand_bleu(hyps, [refs, refs2], lc), abs=1e-9)
+    assert corpus_bleu(hyps, refs).value == pytest.approx(hand_bleu(hyps, [refs]), abs=1e-9)
+    assert corpus_bleu(hyps, refs).value != pytest.approx(hand_bleu(hyps, [refs, refs2]))
 
 
 # --- the score command ----------------------------------------------------------------
@@ -221,6 +317,7 @@ def test_run_guarded_exit_codes(capsys):
     assert run_guarded(fail, "bad thing") == 2
     assert capsys.readouterr().err == "error: bad thing\n"
     assert run_guarded(interrupt, None) == 130
+    assert capsys.readouterr().err == "interrupted\n"
     assert run_guarded(pipe, None) == 1
     assert capsys.readouterr().err == ""
 

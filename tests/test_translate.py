@@ -113,17 +113,66 @@ def test_nbest_outputs_keep_line_ids(model_dir, tmp_path, capsys):
     args = ["--checkpoint", str(model_dir), "--input", str(src), "--quiet", "--beam", "4"]
     assert main(args + ["--nbest", "3"]) == 0
     rows = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
-    assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 2, 2, 2]
+    # N lines for every input line, the empty one included (README: "N lines per input line")
+    assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     scores = [float(r[2]) for r in rows if r[0] == "0"]
-    assert scores == sorted(scores, reverse=True) and rows[3][1] == ""
+    assert scores == sorted(scores, reverse=True)
+    assert [r[1:] for r in rows[3:6]] == [["", "0.000000"]] * 3
     assert main(args + ["--nbest", "2", "--format", "jsonl"]) == 0
     objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["line"] for o in objs] == [0, 1, 2]
-    assert len(objs[0]["hyps"]) == 2 and objs[1]["hyps"] == [{"text": "", "score": 0.0}]
+    assert len(objs[0]["hyps"]) == 2 and objs[1]["hyps"] == [{"text": "", "score": 0.0}] * 2
     assert main(args + ["--nbest", "5"]) == 2
-    assert "--nbest 5: must be between 1 and the beam size (4)" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: --nbest 5: must be at most the beam size (--beam 4)\n"
     assert main(args + ["--length-penalty", "gnmt"]) == 2
-    assert "decode.length_penalty" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("error: --length-penalty: 'gnmt' is not none, average or "
+                                       "gnmt:<alpha>\n")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beam", "0"], "--beam: must be >= 1 (got 0)"),
+    (["--batch-size", "0"], "--batch-size: must be >= 1 (got 0)"),
+    (["--max-len-ratio", "0"], "--max-len-ratio: must be > 0 (got 0.0)"),
+    (["--max-len-ratio", "-1"], "--max-len-ratio: must be > 0 (got -1.0)"),
+    (["--max-input-tokens", "0"], "--max-input-tokens: must be >= 1 (got 0)"),
+    (["--coverage-penalty", "-0.5"], "--coverage-penalty: must be >= 0 (got -0.5)"),
+    (["--nbest", "0"], "--nbest: must be >= 1 (got 0)"),
+    (["--beam", "0", "--nbest", "1"], "--beam: must be >= 1 (got 0)"),
+])
+def test_a_bad_flag_is_named_as_typed_once(model_dir, tmp_path, capsys, flags, message):
+    """One line naming the flag the user typed: not --nbest for --beam 0, not the config
+    keys (decode.*) behind the flags."""
+    src = tmp_path / "in.txt"
+    src.write_text("ka lo\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    assert main(["--checkpoint", str(model_dir), "--input", str(src), "--output", str(out),
+                 "--quiet", *flags]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not out.exists()
+
+
+def test_every_decode_flag_has_its_config_key_and_range():
+    """The flags are checked with the ranges of their config keys (`nmt.config.RANGES`)."""
+    from nmt.cli.translate import DECODE_FLAGS
+    from nmt.config import RANGES
+
+    for key in DECODE_FLAGS:
+        assert key in DecodeConfig.__dataclass_fields__
+        assert f"decode.{key}" in RANGES or key == "length_penalty", key
+
+
+def test_input_or_output_that_is_a_directory(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("ka lo\n", encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args = ["--checkpoint", str(model_dir), "--quiet"]
+    assert main(args + ["--input", str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: --input {folder} is a directory, not a file\n"
+    assert main(args + ["--input", str(src), "--output", str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: --output {folder} is a directory, not a file\n"
+    assert main(args + ["--input", str(tmp_path / "none.txt")]) == 2
+    assert capsys.readouterr().err == f"error: --input {tmp_path / 'none.txt'}: no such file\n"
 
 
 def test_beam_one_is_greedy_and_beam_translates_every_line(model_dir, tmp_path, capsys):
@@ -161,6 +210,7 @@ class UnkFirst:
 
 
 def test_beam_one_ban_unk_never_outputs_unk(model_dir, tmp_path, capsys, monkeypatch):
+    import nmt.api
     import nmt.checkpoint
 
     load = nmt.checkpoint.load_for_inference
@@ -169,7 +219,7 @@ def test_beam_one_ban_unk_never_outputs_unk(model_dir, tmp_path, capsys, monkeyp
         model, cfg, vocabs = load(*args, **kwargs)
         return UnkFirst(model), cfg, vocabs
 
-    monkeypatch.setattr(nmt.checkpoint, "load_for_inference", load_unk_first)
+    monkeypatch.setattr(nmt.api, "load_for_inference", load_unk_first)  # what translate loads
     src = tmp_path / "in.txt"
     lines = ["ka lo mi", "su ta ri po", "ve"]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -183,3 +233,80 @@ def test_beam_one_ban_unk_never_outputs_unk(model_dir, tmp_path, capsys, monkeyp
     model, _, vocabs = load(model_dir)
     plain = Translator(model, vocabs.src, vocabs.tgt, DecodeConfig(beam_size=1, ban_unk=True))
     assert [t.text for t in plain.translate(lines)] == out
+
+
+def unk_first(monkeypatch) -> None:
+    """Make translate load models whose every step prefers UNK (see `UnkFirst`)."""
+    import nmt.api
+    import nmt.checkpoint
+
+    load = nmt.checkpoint.load_for_inference
+
+    def load_unk_first(*args, **kwargs):
+        model, cfg, vocabs = load(*args, **kwargs)
+        return UnkFirst(model), cfg, vocabs
+
+    monkeypatch.setattr(nmt.api, "load_for_inference", load_unk_first)  # what translate loads
+
+
+def test_replace_unk_with_unicode_spaces_and_format_characters(model_dir, tmp_path, capsys,
+                                                              monkeypatch):
+    """`a\\u200bman .` once failed the whole file: sentencepiece cuts a word at U+200B,
+    str.split() does not. Now words are cut where sentencepiece cuts them."""
+    unk_first(monkeypatch)
+    lines = ["ka\u200blo mi", "su ta", "\u200b", "ne\u2060po\ufeff ve\x1czu", "ri\u3000el ."]
+    src, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["--checkpoint", str(model_dir), "--input", str(src), "--output", str(out),
+                 "--beam", "1", "--replace-unk", "--max-len-ratio", "0.5"]) == 0
+    got = out.read_text(encoding="utf-8").split("\n")
+    assert len(got) == len(lines) + 1 and got[2] == ""  # U+200B alone: nothing to translate
+    sources = [{"ka", "lo", "mi"}, {"su", "ta"}, set(),
+               {"ne\u2060po", "ne\u2060po\ufeff", "ve\x1czu"}, {"ri", "el", "."}]
+    for line, hyp, allowed in zip(lines, got, sources, strict=False):
+        words = hyp.split(" ")  # not split(): U+001C is whitespace to Python
+        assert set(words) <= allowed if allowed else hyp == "", (line, hyp)
+    err = capsys.readouterr().err
+    assert "error" not in err and "replace-unk" not in err
+    # UnkFirst never ends a sentence: every translation stopped at the length limit, and
+    # one warning says so instead of the cut going unnoticed
+    assert err.count("\n") == 1
+    assert f"warning: {src}: 4 of 5 translations stopped at the maximum length" in err
+
+
+def test_replace_unk_falls_back_on_a_line_it_cannot_map(model_dir, tmp_path, capsys,
+                                                        monkeypatch):
+    """A line whose subwords cannot be matched to its words keeps its UNKs, and one warning
+    names it; the other lines are still replaced and nothing else is lost."""
+    import nmt.decoding.translator
+    from nmt.errors import NmtError
+
+    unk_first(monkeypatch)
+    replace = nmt.decoding.translator.replace_unks
+
+    def fails_on_su(line, *args):
+        if "su" in line:
+            raise NmtError("--replace-unk: the subword pieces give 3 words but the line has 2")
+        return replace(line, *args)
+
+    monkeypatch.setattr(nmt.decoding.translator, "replace_unks", fails_on_su)
+    lines = ["ka lo", "su ta", "mi", "su"]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["--checkpoint", str(model_dir), "--input", str(src), "--beam", "1",
+                 "--replace-unk", "--max-len-ratio", "0.5"]) == 0
+    captured = capsys.readouterr()
+    got = captured.out.split("\n")
+    assert len(got) == len(lines) + 1
+    assert "\u2047" in got[1] and "\u2047" in got[3]  # UNKs left in place
+    assert set(got[0].split()) <= {"ka", "lo"} and set(got[2].split()) == {"mi"}
+    warnings = [w for w in captured.err.splitlines() if "replace-unk" in w]
+    assert warnings == [f"warning: {src}:2: --replace-unk: the subword pieces give 3 words but "
+                        "the line has 2; its UNKs are left in place (and in 1 more line)"]
+
+
+def test_a_line_of_characters_sentencepiece_removes_translates_to_nothing(model_dir):
+    model, cfg, vocabs = load_model(model_dir)
+    lines = ["\u200b", "ka lo", "\u200b\ufeff\u200b"]
+    got = Translator(model, vocabs.src, vocabs.tgt, cfg.decode).translate(lines)
+    assert [t.text == "" for t in got] == [True, False, True] and not got[0].hyps

@@ -37,7 +37,7 @@ from nmt.data.batching import encode_sources, pad
 from nmt.data.vocab import Vocabs
 from nmt.data.words import Segmented, encode_line, hypothesis_segment
 from nmt.decoding.decode import Search, decode_ids
-from nmt.decoding.search import Hypothesis
+from nmt.decoding.search import Decodable, Hypothesis
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.model.seq2seq import Seq2Seq
@@ -148,15 +148,49 @@ def forced_decode(model: Seq2Seq, src_ids: list[list[int]], tgt_ids: list[list[i
     return out  # type: ignore[return-value]
 
 
-def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
+@torch.inference_mode()
+def forced_decode_steps(model: Decodable, src_ids: list[list[int]], tgt_ids: list[list[int]],
+                        batch_size: int, device: torch.device | str = "cpu"
+                        ) -> list[Hypothesis]:
+    """`forced_decode` for anything search decodes with (an ensemble: its combined
+    log-probs and mean attention), one `decode_step` per target position."""
+    order = sorted(range(len(src_ids)), key=lambda k: (len(src_ids[k]), len(tgt_ids[k])),
+                   reverse=True)
+    out: list[Hypothesis | None] = [None] * len(src_ids)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start: start + batch_size]
+        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
+        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
+        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
+        memory, state = model.encode(src.to(device), src_lengths)
+        scores, rows = [], []
+        for t in range(tgt_in.size(1)):
+            step = model.decode_step(tgt_in[:, t], state, memory)
+            scores.append(step.log_probs.gather(1, tgt_out[:, t: t + 1]).squeeze(1))  # (B,)
+            rows.append(step.attn.float().cpu())  # (B, S)
+            state = step.state
+        token_lp = torch.stack(scores, 1)  # (B, T)
+        attn = torch.stack(rows, 1)  # (B, T, S)
+        for b, k in enumerate(chunk):
+            T, S = len(tgt_ids[k]) + 1, int(src_lengths[b])
+            lp = token_lp[b, :T].tolist()
+            out[k] = Hypothesis(list(tgt_ids[k]), sum(lp), lp, attn[b, :T, :S], True)
+    return out  # type: ignore[return-value]
+
+
+def align_lines(model: Seq2Seq | Decodable, vocabs: Vocabs, src_lines: list[str],
                 tgt_lines: list[str] | None = None, search: Search | None = None,
                 batch_size: int = 64,
                 names: tuple[str, str] = ("source", "target")) -> list[SentenceAlignment]:
     """Alignments of every line: forced decoding of `tgt_lines`, else of `search`'s output.
 
     `search` is a `nmt.decoding.decode.Search` (e.g. from `make_search`); the model should
-    be in eval mode. Lines with an empty side give an empty alignment. Lines are not chunked.
+    be in eval mode. `model` may also be an ensemble (`nmt.decoding.ensemble`): forced
+    decoding then runs step by step and the attention is the members' mean. Lines with an
+    empty side give an empty alignment. Lines are not chunked.
     """
+    device = (next(model.parameters()).device if isinstance(model, Seq2Seq)
+              else getattr(model, "device", "cpu"))
     if tgt_lines is not None and len(tgt_lines) != len(src_lines):
         raise NmtError(f"line count mismatch: {names[0]} has {len(src_lines)} lines, "
                        f"{names[1]} has {len(tgt_lines)}")
@@ -166,12 +200,13 @@ def align_lines(model: Seq2Seq, vocabs: Vocabs, src_lines: list[str],
     src_ids = [ids for _, ids in src]
     if tgt_lines is not None:
         tgt = [encode_line(tgt_lines[n], vocabs.tgt, f"{names[1]}:{n + 1}") for n in keep]
-        hyps = forced_decode(model, src_ids, [ids for _, ids in tgt], batch_size)
+        tgt_ids = [ids for _, ids in tgt]
+        hyps = (forced_decode(model, src_ids, tgt_ids, batch_size) if isinstance(model, Seq2Seq)
+                else forced_decode_steps(model, src_ids, tgt_ids, batch_size, device))
         tgt_segs = [seg for seg, _ in tgt]
     else:
         if search is None:
             raise ValueError("align_lines needs a search or target lines")
-        device = next(model.parameters()).device
         hyps = decode_ids(model, src_ids, search, batch_size, device)
         tgt_segs = [hypothesis_segment(h.tokens, vocabs.tgt,
                                        f"translation of {names[0]}:{n + 1}")

@@ -8,6 +8,10 @@ For a config naming a corpus and a direction it
   signature;
 - writes `{name}.json` and the detokenized hypotheses `{name}.{split}.{greedy,beam}.txt`
   into the output folder, so anyone can rescore them with the `sacrebleu` command line.
+
+With several weights files it evaluates their ensemble (`nmt.decoding.ensemble`) the same
+way, and records each member: its training (minutes summed against a budget), and its own
+dev and test scores with the ensemble's chosen beam settings.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from nmt import checkpoint
+from nmt import api, checkpoint
 from nmt.checkpoint import load_for_inference
 from nmt.config import Config, DecodeConfig
 from nmt.data.corpus import clean, load_split
@@ -118,11 +122,13 @@ def train_info(model_dir: Path) -> dict:
             "best_step": st["best_step"], "stopped": st["stopped"]}
 
 
-def run_benchmark(weights: Path, out_dir: Path, name: str, beams: list[int],
+def run_benchmark(weights: Path | list[Path], out_dir: Path, name: str, beams: list[int],
                   length_penalties: list[str], train_info: dict, log=print,
-                  selection: dict | None = None) -> dict:
-    """Evaluate `weights` (a .pt file inside a model directory)."""
-    model, cfg, vocabs = load_for_inference(weights)  # what `translate` runs
+                  selection: dict | None = None, members: list[dict] | None = None) -> dict:
+    """Evaluate `weights` (a .pt file inside a model directory), or the ensemble of several
+    (`members`: each one's training and selection, recorded with its own scores)."""
+    loaded = api.load(weights)  # what `translate` runs
+    model, cfg, vocabs = loaded.decodable, loaded.cfg, loaded.vocabs
     (beam, lp), dev_bleu = tune_decoding(model, vocabs, cfg, beams, length_penalties)
     log(f"dev BLEU by beam size and length penalty: {dev_bleu}; chosen beam {beam}, {lp}")
     modes = {"greedy": dataclasses.replace(cfg.decode, beam_size=1),
@@ -134,6 +140,10 @@ def run_benchmark(weights: Path, out_dir: Path, name: str, beams: list[int],
               "decode": {m: dataclasses.asdict(d) for m, d in modes.items()},
               "dev_tuning": {"bleu": dev_bleu, "beam": beam, "length_penalty": lp},
               "test": {}}
+    if members is not None:
+        record["members"] = member_scores(loaded, members, modes["beam"], cfg, log)
+        record["train_minutes_total"] = round(
+            sum(m["train"]["wall_seconds"] for m in members) / 60, 1)
     for split in cfg.data.test_splits:
         src, refs = load_pairs(cfg, split)
         record["test"][split] = {"n": len(src)}
@@ -151,6 +161,23 @@ def run_benchmark(weights: Path, out_dir: Path, name: str, beams: list[int],
         json.dump(record, f, indent=1, ensure_ascii=False)
         f.write("\n")
     return record
+
+
+def member_scores(loaded: api.Loaded, members: list[dict], decode: DecodeConfig, cfg: Config,
+                  log=print) -> list[dict]:
+    """Each member alone, decoding as the ensemble's beam does: dev and test BLEU/chrF."""
+    out = []
+    for info, path in zip(members, loaded.names, strict=True):
+        model, _, vocabs = load_for_inference(path)
+        translator = Translator(model, vocabs.src, vocabs.tgt, decode, make_search(decode))
+        scores = {}
+        for split in [cfg.data.dev_split, *cfg.data.test_splits]:
+            src, refs = load_pairs(cfg, split)
+            hyps, _ = decode_split(translator, src)
+            scores[split] = score_all(hyps, refs)
+            log(f"member {path} {split}: BLEU {scores[split]['bleu']['value']:.2f}")
+        out.append({**info, "weights": path, "beam": scores})
+    return out
 
 
 def summary_rows(record: dict) -> list[str]:

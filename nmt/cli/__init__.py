@@ -16,6 +16,7 @@ COMMANDS = {
     "average": "average the weights of the last N validation checkpoints",
     "benchmark": "train, tune decoding on dev, score every test set (BLEU, chrF) to JSON",
     "shortlist": "build a target-vocabulary shortlist for faster decoding (shortlist.pt)",
+    "plot": "training curves of one or several runs (HTML page, PNG with matplotlib)",
 }
 
 

@@ -26,13 +26,19 @@ import argparse
 import dataclasses
 import sys
 
+from nmt.cli.files import input_file
 from nmt.cli.guard import run_guarded
 from nmt.errors import NmtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="DIR",
-                        help="model directory (uses best.pt, else last.pt) or a .pt file in one")
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", action="append",
+                        help="model directory (uses best.pt, else last.pt) or a .pt file in "
+                        "one; repeat it to align with an ensemble (its mean attention)")
+    parser.add_argument("--ensemble-weights", type=float, nargs="+", metavar="W",
+                        help="one weight per --checkpoint (default equal)")
+    parser.add_argument("--ensemble-combine", choices=("prob", "logprob"), default="prob",
+                        help="how the members' next-token distributions combine")
     parser.add_argument("--src", required=True, metavar="FILE", help="source text")
     parser.add_argument("--tgt", metavar="FILE",
                         help="target text to force-decode (default: the model's translations)")
@@ -70,6 +76,9 @@ def _check(args: argparse.Namespace) -> None:
                        "drop it with --tgt (forced decoding)")
     if args.plot and not have_matplotlib():
         raise NmtError("--plot needs matplotlib: pip install 'nmt[plot]'")
+    input_file(args.src, "--src")
+    if args.tgt:
+        input_file(args.tgt, "--tgt")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nmt.alignment.extract import align_lines, write_dumps
     from nmt.alignment.report import plot_heatmaps, write_report
-    from nmt.checkpoint import load_model
-    from nmt.cpu import accelerate
+    from nmt.api import load
     from nmt.decoding.decode import make_search
     from nmt.io import read_lines
 
@@ -93,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         src_lines = src_lines[: args.limit]
         tgt_lines = tgt_lines[: args.limit] if tgt_lines is not None else None
-    model, cfg, vocabs = load_model(args.checkpoint)
-    accelerate(model)  # the CPU kernels, as in training (no fused decoding step)
+    loaded = load(args.checkpoint, weights=args.ensemble_weights,
+                  combine=args.ensemble_combine, fused=False)  # the kernels of training
+    model, cfg, vocabs = loaded.decodable, loaded.cfg, loaded.vocabs
     decode = dataclasses.replace(cfg.decode, **{k: v for k, v in (
         ("beam_size", args.beam), ("batch_size", args.batch_size)) if v is not None})
     search = None if tgt_lines is not None else make_search(decode)

@@ -1,4 +1,9 @@
-"""`bleu_benchmark --config FILE --model-dir DIR --name NAME`: train, tune on dev, score tests."""
+"""`bleu_benchmark --config FILE --model-dir DIR --name NAME`: train, tune on dev, score tests.
+
+`--ensemble DIR [DIR ...]` evaluates the ensemble of trained model directories instead (each
+member's weights chosen on dev as for one model), with every member's training minutes and
+its own scores beside the ensemble's.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ from nmt.cli.guard import run_guarded
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="config to train with (omit to only "
                         "evaluate an existing model directory)")
-    parser.add_argument("--model-dir", required=True, metavar="DIR")
+    parser.add_argument("--model-dir", metavar="DIR", help="the model directory to train and "
+                        "evaluate (or --ensemble)")
+    parser.add_argument("--ensemble", nargs="+", metavar="DIR",
+                        help="evaluate the ensemble of these trained model directories")
     parser.add_argument("--name", required=True, help="results name, e.g. multi30k-en-de")
     parser.add_argument("--out", default="data/benchmarks", metavar="DIR")
     parser.add_argument("--weights", metavar="FILE",
@@ -52,12 +60,16 @@ def _search_grid(args: argparse.Namespace) -> tuple[list[int], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.bench.bleu import run_benchmark, select_weights, summary_rows, train_info
+    from nmt.bench.bleu import run_benchmark, select_weights, train_info
     from nmt.config import load_config, resume_overrides
     from nmt.errors import NmtError
     from nmt.training.trainer import train
 
     beams, penalties = _search_grid(args)
+    if args.ensemble:
+        return _run_ensemble(args, beams, penalties)
+    if not args.model_dir:
+        raise NmtError("bleu_benchmark needs --model-dir DIR (or --ensemble DIR DIR ...)")
     model_dir = Path(args.model_dir)
     if args.config:
         if (model_dir / "last.pt").is_file():  # resume: the run's own config, train.* --set
@@ -75,10 +87,42 @@ def run(args: argparse.Namespace) -> int:
         raise NmtError(f"{weights}: not found")
     record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
                            train_info(model_dir), selection=selection)
+    _print_summary(record)
+    return 0
+
+
+def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[str]) -> int:
+    from nmt.bench.bleu import run_benchmark, select_weights, train_info
+    from nmt.errors import NmtError
+
+    if args.config or args.model_dir:
+        raise NmtError("--ensemble evaluates trained model directories; drop --config and "
+                       "--model-dir (train each member first)")
+    weights, members = [], []
+    for d in map(Path, args.ensemble):
+        if not (d / "last.pt").is_file():
+            raise NmtError(f"--ensemble {d}: no trained model there (no last.pt)")
+        if args.weights:
+            w, selection = d / args.weights, {"chosen": args.weights, "note": "given"}
+        else:
+            w, selection = select_weights(d, args.average)
+        if not w.is_file():
+            raise NmtError(f"--ensemble {d}: {w} not found")
+        weights.append(w)
+        members.append({"model_dir": str(d), "train": train_info(d), "selection": selection})
+    record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
+                           {"members": len(members)}, members=members)
+    print(f"members' training: {record['train_minutes_total']} minutes in all")
+    _print_summary(record)
+    return 0
+
+
+def _print_summary(record: dict) -> None:
+    from nmt.bench.bleu import summary_rows
+
     print("| test set | search | BLEU | BLEU lc | chrF | sents/s |")
     print("|---|---|---|---|---|---|")
     print("\n".join(summary_rows(record)))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

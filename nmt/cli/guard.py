@@ -7,21 +7,26 @@ import os
 import sys
 from collections.abc import Callable
 
-from nmt.errors import NmtError
+from nmt.errors import Interrupted, NmtError
 
 
 def run_guarded(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call `fn(args)` and map expected failures to exit codes, without a traceback.
 
-    NmtError -> `error: <msg>` on stderr, 2; Ctrl-C -> 130; a closed output pipe (e.g.
-    `| head`) -> 1, silently.
+    NmtError -> `error: <msg>` on stderr, 2; Ctrl-C -> `interrupted` (or what the command
+    kept, from `Interrupted`) on stderr, 130; a closed output pipe (e.g. `| head`) -> 1,
+    silently.
     """
     try:
         return fn(args)
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return 130
     except NmtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         _silence_stdout()

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from nmt.cli.files import input_file
 from nmt.cli.guard import run_guarded
 from nmt.errors import NmtError
 from nmt.io import read_lines
@@ -36,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    hyp_name = "<stdin>" if args.hyp == "-" else args.hyp
+    hyp_name = "<stdin>" if args.hyp == "-" else input_file(args.hyp, "--hyp")
+    for path in args.refs:
+        input_file(path, "reference")
     hyps = read_lines(None, sys.stdin.buffer) if args.hyp == "-" else read_lines(args.hyp)
     refs = [read_lines(path) for path in args.refs]
     for path, lines in zip(args.refs, refs, strict=True):

@@ -7,7 +7,7 @@ import os
 import sys
 
 from nmt.cli.guard import run_guarded
-from nmt.config import load_config, resume_overrides
+from nmt.config import check_value, load_config, resume_overrides
 from nmt.errors import NmtError
 
 
@@ -17,20 +17,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoints go (a new directory)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value (repeatable); on --resume only train.*")
+                        help="override a config value (repeatable); on --resume only train.* "
+                        "(see the README for which keys may change)")
     parser.add_argument("--max-time", type=float, metavar="SECONDS",
-                        help="training time budget in seconds (total across resumes)")
+                        help="wall-time budget of the whole run in seconds (summed across resumes)")
     parser.add_argument("--max-epochs", type=int, metavar="N")
     parser.add_argument("--max-steps", type=int, metavar="N")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
 def _budget_overrides(args: argparse.Namespace) -> list[str]:
+    """`--set` plus the budget flags as `train.*` overrides, each flag checked (and named)
+    first."""
     out = list(args.set)
-    for flag, key in (("max_time", "max_time"), ("max_epochs", "max_epochs"),
-                      ("max_steps", "max_steps")):
-        if getattr(args, flag) is not None:
-            out.append(f"train.{key}={getattr(args, flag)}")
+    for key in ("max_time", "max_epochs", "max_steps"):
+        value = getattr(args, key)
+        if value is not None:
+            check_value(f"train.{key}", value, f"--{key.replace('_', '-')}")
+            out.append(f"train.{key}={value}")
     return out
 
 

@@ -6,11 +6,16 @@ chunks that are translated one by one and joined on the same output line (report
 stderr). The output file is written atomically: it appears complete or not at all.
 
 With `--nbest N`, `--format text` writes N lines per input line in the Moses n-best format
-`LINE ||| translation ||| score` (LINE 0-based); `--format jsonl` writes one JSON object per
-input line: {"line": N, "hyps": [{"text": ..., "score": ...}, ...]}.
+`LINE ||| translation ||| score` (LINE 0-based; an empty input line gets N empty entries
+scored 0); `--format jsonl` writes one JSON object per input line:
+{"line": N, "hyps": [{"text": ..., "score": ...}, ...]}.
 
 With `--replace-unk`, each UNK in the (1-best) output is replaced by the source word it
-attends to most: its attention row summed over each source word's subwords, argmax.
+attends to most: its attention row summed over each source word's subwords, argmax. Words
+are cut where sentencepiece cuts them (see `nmt.data.words`); a line whose subwords still
+cannot be matched to its words keeps its UNKs, and one warning names it.
+
+Translations that reach the maximum length (`--max-len-ratio`) are reported in one warning.
 
 With `--shortlist`, each batch scores only the target subwords in its candidate set from
 the model directory's `shortlist.pt` (see `nmt shortlist`): faster, nearly the same output.
@@ -25,13 +30,21 @@ import sys
 
 from nmt.cli.guard import run_guarded
 
-DECODE_FLAGS = ("batch_size", "beam_size", "max_len_ratio", "max_input_tokens",
-                "length_penalty", "coverage_penalty")
+# the decode.* keys that translate's flags set, each with its flag (errors name the flag)
+DECODE_FLAGS = {"batch_size": "--batch-size", "beam_size": "--beam",
+                "max_len_ratio": "--max-len-ratio", "max_input_tokens": "--max-input-tokens",
+                "length_penalty": "--length-penalty", "coverage_penalty": "--coverage-penalty"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="DIR",
-                        help="model directory (uses best.pt, else last.pt) or a .pt file in one")
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", action="append",
+                        help="model directory (uses best.pt, else last.pt) or a .pt file in "
+                        "one; repeat it to decode with an ensemble of the models")
+    parser.add_argument("--ensemble-weights", type=float, nargs="+", metavar="W",
+                        help="one weight per --checkpoint (default equal)")
+    parser.add_argument("--ensemble-combine", choices=("prob", "logprob"), default="prob",
+                        help="mean of the members' probabilities (default) or of their "
+                        "log-probabilities, renormalised")
     parser.add_argument("--input", metavar="FILE", help="source text, one sentence per line "
                         "(default: stdin)")
     parser.add_argument("--output", metavar="FILE", help="default: stdout")
@@ -61,31 +74,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Each flag's own value, before anything is read; one line naming the flag."""
+    from nmt.cli.files import input_file, output_file
+    from nmt.config import check_value
+    from nmt.errors import NmtError
+
+    for key, flag in DECODE_FLAGS.items():
+        check_value(f"decode.{key}", getattr(args, key), flag)
+    if args.num_threads is not None and args.num_threads < 1:
+        raise NmtError("--num-threads: must be >= 1")
+    if args.nbest < 1:
+        raise NmtError(f"--nbest: must be >= 1 (got {args.nbest})")
+    if args.replace_unk and args.nbest > 1:
+        raise NmtError("--replace-unk works on the 1-best output; drop --nbest")
+    if args.input:
+        input_file(args.input, "--input")
+    if args.output:
+        output_file(args.output, "--output")
+
+
 def _decode_config(args: argparse.Namespace, decode):
-    from nmt.config import validate
+    """The model's decode config with the flags' values (checked by `_check_flags`)."""
+    from nmt.config import Config, validate
     from nmt.errors import NmtError
 
     changes = {k: getattr(args, k) for k in DECODE_FLAGS if getattr(args, k) is not None}
     if args.ban_unk:
         changes["ban_unk"] = True
     decode = dataclasses.replace(decode, **changes)
-    if args.replace_unk and args.nbest > 1:
-        raise NmtError("--replace-unk works on the 1-best output; drop --nbest")
-    if args.nbest < 1 or args.nbest > decode.beam_size:
-        raise NmtError(f"--nbest {args.nbest}: must be between 1 and the beam size "
-                       f"({decode.beam_size})")
-    from nmt.config import Config
-
-    validate(Config(decode=decode))  # one-line errors for bad values
+    if args.nbest > decode.beam_size:
+        beam = (f"--beam {decode.beam_size}" if args.beam_size is not None
+                else f"{decode.beam_size}, the model's decode.beam_size; raise it with --beam")
+        raise NmtError(f"--nbest {args.nbest}: must be at most the beam size ({beam})")
+    validate(Config(decode=decode))  # the model's own values, checked when it was trained
     return decode
 
 
 def format_output(translator, results, args: argparse.Namespace) -> str:
+    """The output text: one line per input line, or with --nbest N (text) N lines each."""
     if args.nbest == 1 and args.format == "text":
         return "".join(r.text + "\n" for r in results)
     lines = []
     for n, r in enumerate(results):
-        entries = translator.nbest(r)[: args.nbest] if args.nbest > 1 else [
+        entries = translator.nbest(r, args.nbest) if args.nbest > 1 else [
             (r.text, sum(h.score for h in r.hyps))]
         if args.format == "jsonl":
             hyps = [{"text": t, "score": round(s, 6)} for t, s in entries]
@@ -95,38 +127,70 @@ def format_output(translator, results, args: argparse.Namespace) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def _replace_unks(translator, lines: list[str], results, name: str, quiet: bool) -> None:
+    """Each result's UNKs replaced by source words. A line whose subwords cannot be matched
+    to its words keeps its UNKs (its translation is still written): one warning names it."""
+    from nmt.errors import NmtError
+    from nmt.special import UNK_ID
+
+    failed = []
+    for n, (line, result) in enumerate(zip(lines, results, strict=True), start=1):
+        if not any(UNK_ID in h.tokens for h in result.hyps):
+            continue
+        try:
+            result.text = translator.replace_unk(line, result)
+        except NmtError as e:
+            failed.append((n, e))
+    if failed and not quiet:
+        n, error = failed[0]
+        more = (f" (and in {len(failed) - 1} more line{'s' if len(failed) > 2 else ''})"
+                if len(failed) > 1 else "")
+        print(f"warning: {name}:{n}: {error}; its UNKs are left in place{more}",
+              file=sys.stderr)
+
+
+def _warn_cut(results, decode, name: str) -> None:
+    """One warning if some translations reached the maximum length (cut before their end)."""
+    cut = [n for n, r in enumerate(results, start=1) if any(not h.finished for h in r.hyps)]
+    if cut:
+        shown = ", ".join(map(str, cut[:10])) + (", ..." if len(cut) > 10 else "")
+        print(f"warning: {name}: {len(cut)} of {len(results)} translations stopped at the "
+              f"maximum length ({decode.max_len_ratio:g} x source subwords + "
+              f"{decode.max_len_offset}; --max-len-ratio) and may be cut short: lines {shown}",
+              file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nmt.checkpoint import checkpoint_path, load_for_inference
+    from nmt.api import load
     from nmt.decoding.decode import make_search
-    from nmt.decoding.shortlist import Shortlist
     from nmt.decoding.translator import Translator
-    from nmt.errors import NmtError
     from nmt.io import atomic_open, read_lines
 
-    if args.num_threads is not None and args.num_threads < 1:
-        raise NmtError("--num-threads: must be >= 1")
+    _check_flags(args)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
+    name = args.input or "<stdin>"
     lines = read_lines(args.input) if args.input else read_lines(None, sys.stdin.buffer)
-    model, cfg, vocabs = load_for_inference(args.checkpoint, quantize=args.quantize)
+    loaded = load(args.checkpoint, quantize=args.quantize, shortlist=args.shortlist,
+                  weights=args.ensemble_weights, combine=args.ensemble_combine)
+    cfg, vocabs = loaded.cfg, loaded.vocabs
     decode = _decode_config(args, cfg.decode)
-    shortlist = (Shortlist.beside(checkpoint_path(args.checkpoint).parent, vocabs)
-                 if args.shortlist else None)
 
     def on_split(line_no: int, n_chunks: int) -> None:
         if not args.quiet:
-            print(f"warning: {args.input or '<stdin>'}:{line_no}: longer than "
+            print(f"warning: {name}:{line_no}: longer than "
                   f"{decode.max_input_tokens} subwords; translated in {n_chunks} chunks",
                   file=sys.stderr)
 
-    translator = Translator(model, vocabs.src, vocabs.tgt, decode,
-                            search=make_search(decode, args.nbest), shortlist=shortlist)
+    translator = Translator(loaded.decodable, vocabs.src, vocabs.tgt, decode,
+                            search=make_search(decode, args.nbest))
     results = translator.translate(lines, progress=not args.quiet, on_split=on_split)
     if args.replace_unk:
-        for line, result in zip(lines, results, strict=True):
-            result.text = translator.replace_unk(line, result)
+        _replace_unks(translator, lines, results, name, args.quiet)
+    if not args.quiet:
+        _warn_cut(results, decode, name)
     text = format_output(translator, results, args)
     if args.output:
         with atomic_open(args.output) as f:

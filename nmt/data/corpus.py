@@ -13,6 +13,7 @@ rules (`length_filter`) keep.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,32 @@ datasets.disable_progress_bars()
 
 
 # ---------------------------------------------------------------------------- loading
+
+
+def looks_local(path: str) -> bool:
+    """Whether `path` names a local folder rather than a hub id (`name` or `owner/name`):
+    it starts with ./ ../ / or ~, has more parts than a hub id, or its first part exists
+    here (`data/multi30k_typo` when there is a `data` folder)."""
+    path = path.replace(os.sep, "/")
+    if path in (".", "..") or path.startswith(("./", "../", "/", "~")):
+        return True
+    parts = [p for p in path.split("/") if p]
+    return len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).exists())
+
+
+def check_data_path(cfg: DataConfig) -> None:
+    """data.path is set, and names an existing folder where it must be local: always for
+    the text, tsv and jsonl formats, and for the hub format when it looks like a path
+    (`looks_local`). Else one line naming it. A hub id is left to `datasets`."""
+    if not cfg.path:
+        raise NmtError("data.path: not set (a hub id or a local folder)")
+    path = Path(cfg.path).expanduser()
+    if cfg.format == "hub":
+        if looks_local(cfg.path) and not path.exists():
+            raise NmtError(f"data.path: no such folder: {cfg.path}")
+    elif not path.is_dir():
+        raise NmtError(f"data.path: {cfg.path} is a file, not a folder" if path.exists()
+                       else f"data.path: no such folder: {cfg.path}")
 
 
 def split_file(cfg: DataConfig, split: str, ext: str) -> Path:
@@ -188,8 +215,7 @@ LOADERS = {"text": _load_text, "tsv": _load_tsv, "jsonl": _load_jsonl, "hub": _l
 
 def load_split(cfg: DataConfig, split: str, limit: int | None = None) -> datasets.Dataset:
     """Load one split as a Dataset with string columns `src` and `tgt` (None becomes '')."""
-    if not cfg.path:
-        raise NmtError("data.path: not set (a hub id or a local folder)")
+    check_data_path(cfg)
     ds = LOADERS[cfg.format](cfg, split)
     if limit is not None and limit < len(ds):
         ds = ds.select(range(limit))

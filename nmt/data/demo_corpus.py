@@ -3,7 +3,10 @@
 It covers numbers 1..99 (German puts units before tens), dates ("on march 3" → "am 3. März"),
 verb-second after a fronted time phrase, verb-final subordinate clauses, clause-final
 participles and infinitives, yes/no questions, and German article and adjective endings.
-All words are lower case except German nouns. Alignments are (English, German) word indices.
+All words are lower case except German nouns. The text is detokenized like real corpora
+(Multi30k, WMT): punctuation is attached to the word before it ("a man rides a horse."), so
+sacreBLEU scores it as it scores real test sets. Alignments are (English, German) indices of
+the whitespace-separated words; a word with punctuation attached keeps the word's links.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from nmt.errors import NmtError
 from nmt.io import atomic_open
 
 Tok = tuple[str, int]  # a word and a concept key; words that share a key are aligned
+PUNCTUATION = (".", "?", ",")  # written attached to the word before, as in real corpora
 Alignment = tuple[tuple[int, int], ...]
 
 _UNITS_EN = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -307,7 +311,20 @@ class _Grammar:
                 c["de"] + [(",", kc), ("weil", kc)] + sub["de_sub"] + dot)
 
 
+def _attach_punctuation(toks: list[Tok]) -> list[Tok]:
+    """Detokenized words: each punctuation mark joined to the word before it ("horse ." ->
+    "horse."), keeping that word's key, so the mark adds no alignment link of its own."""
+    out: list[Tok] = []
+    for word, key in toks:
+        if word in PUNCTUATION and out:
+            out[-1] = (out[-1][0] + word, out[-1][1])
+        else:
+            out.append((word, key))
+    return out
+
+
 def _to_pair(en: list[Tok], de: list[Tok]) -> DemoPair:
+    en, de = _attach_punctuation(en), _attach_punctuation(de)
     where: dict[int, list[int]] = {}
     for j, (_, k) in enumerate(de):
         where.setdefault(k, []).append(j)
@@ -345,10 +362,11 @@ def generate_pairs(n: int, seed: int, *, unique: bool = False) -> list[DemoPair]
         if len(out) == n:
             return out
         grammar.next_key = 0
-        en, de = grammar.sentence()
-        if 4 <= len(en) <= 16 and 4 <= len(de) <= 16 and not (unique and _text(en) in seen):
-            seen.add(_text(en))
-            out.append(_to_pair(en, de))
+        pair = _to_pair(*grammar.sentence())
+        n_src, n_tgt = len(pair.src.split()), len(pair.tgt.split())
+        if 4 <= n_src <= 16 and 4 <= n_tgt <= 16 and not (unique and pair.src in seen):
+            seen.add(pair.src)
+            out.append(pair)
     raise ValueError(f"could not draw {n} sentences")
 
 

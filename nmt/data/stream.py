@@ -27,7 +27,14 @@ import numpy as np
 
 from nmt.config import DataConfig
 from nmt.data.batching import Batch, collate, window_batches
-from nmt.data.corpus import has_text, length_filter, pair_columns, split_file, tsv_pair
+from nmt.data.corpus import (
+    check_data_path,
+    has_text,
+    length_filter,
+    pair_columns,
+    split_file,
+    tsv_pair,
+)
 from nmt.data.vocab import SubwordVocab
 from nmt.errors import NmtError, first_line
 from nmt.io import open_text
@@ -65,6 +72,7 @@ def _translation_keys(example: dict) -> list[str] | None:
 def stream_pairs(cfg: DataConfig, split: str) -> Iterator[tuple[str, str]]:
     """(source, target) strings of a split, in corpus order, read lazily: the files and
     columns in-memory loading (`nmt.data.corpus`) would read."""
+    check_data_path(cfg)
     if cfg.format == "text":
         src = str(split_file(cfg, split, cfg.src_lang))
         tgt = str(split_file(cfg, split, cfg.tgt_lang))

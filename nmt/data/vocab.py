@@ -41,6 +41,12 @@ class SubwordVocab:
     def encode_pieces(self, text: str) -> list[str]:
         return self.sp.encode(text, out_type=str)
 
+    def normalize(self, text: str) -> tuple[str, list[int]]:
+        """`text` as sentencepiece normalizes it before encoding (spaces as '▁'), and for
+        each normalized character (and the end) its character offset in `text`."""
+        normalized, offsets = self.sp.normalize(text, with_offsets=True)
+        return normalized, list(offsets)
+
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [self.sp.decode([i for i in seq if i > EOS_ID or i == UNK_ID]) for seq in ids]
 

@@ -1,10 +1,13 @@
 """Subword pieces and the words of the original line: which word each piece belongs to.
 
 A subword piece belongs to the word of its first non-'▁' character (a piece that is only
-'▁' belongs to the word it precedes). Words are the whitespace-separated words of the
-original (detokenized) line; recovering a different number of words than `line.split()` is
-an `NmtError` naming the line. Used by alignment (subword attention merged into words) and by
-UNK replacement.
+'▁' belongs to the word it precedes). The words of a source line are the words that
+sentencepiece sees: its normalized text (`SubwordVocab.normalize`, e.g. NFKC with U+200B
+and U+3000 turned into word breaks and U+001C removed) cut at '▁', each word written as the
+stretch of the original line it came from. So the pieces and the words agree for every
+space, control and format character, where `str.split()` would not (it splits at U+001C,
+keeps U+200B inside a word). The words of a decoded hypothesis are its detokenized text cut
+at spaces. Used by alignment (subword attention merged into words) and by UNK replacement.
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ def piece_words(pieces: Sequence[str]) -> tuple[list[int], int]:
 
 
 def segment(text: str, pieces: list[str], where: str,
-            surfaces: list[str] | None = None) -> Segmented:
-    """Map `pieces` (or their `surfaces`, if they differ) onto the words of `text`."""
-    words = text.split()
+            surfaces: list[str] | None = None, words: list[str] | None = None) -> Segmented:
+    """Map `pieces` (or their `surfaces`, if they differ) onto `words` (default
+    `text.split()`); a different number of words is an NmtError naming `where`."""
+    words = text.split() if words is None else words
     index, n = piece_words(surfaces if surfaces is not None else pieces)
     if n != len(words):
         raise NmtError(f"{where}: the subword pieces give {n} words but the line has "
@@ -72,18 +76,37 @@ def segment(text: str, pieces: list[str], where: str,
     return Segmented(words, pieces, index)
 
 
+def line_words(text: str, vocab: SubwordVocab) -> list[str]:
+    """The words of `text` as sentencepiece cuts them (its normalized text split at '▁'),
+    each as the stretch of `text` it comes from, without surrounding whitespace (or, if that
+    stretch is only whitespace, the normalized word)."""
+    normalized, offsets = vocab.normalize(text)  # offsets[i]: where normalized[i] starts
+    words: list[str] = []
+    start = None
+    for i, ch in enumerate(normalized + MARK):
+        if ch != MARK:
+            start = i if start is None else start
+            continue
+        if start is not None:
+            words.append(text[offsets[start]: offsets[i]].strip() or normalized[start:i])
+            start = None
+    return words
+
+
 def encode_line(text: str, vocab: SubwordVocab, where: str) -> tuple[Segmented, list[int]]:
-    """A line's word segmentation and its subword ids (what the model reads)."""
+    """A line's word segmentation (`line_words`) and its subword ids (what the model reads)."""
     pieces = vocab.encode_pieces(text)
     ids = vocab.encode([text])[0]
     if len(ids) != len(pieces):
         raise NmtError(f"{where}: sentencepiece gave {len(ids)} ids but {len(pieces)} pieces")
-    return segment(text, pieces, where), ids
+    return segment(text, pieces, where, words=line_words(text, vocab)), ids
 
 
 def hypothesis_segment(tokens: list[int], vocab: SubwordVocab, where: str) -> Segmented:
-    """The words of a decoded hypothesis (as `vocab.decode` writes it) and its pieces."""
+    """The words of a decoded hypothesis (as `vocab.decode` writes it, cut at spaces: '▁' is
+    the only thing decoding turns into one) and its pieces."""
     pieces = [vocab.id_to_piece(t) for t in tokens]
     surfaces = [UNK_SURFACE if t == UNK_ID else ("" if t <= EOS_ID else p)
                 for t, p in zip(tokens, pieces, strict=True)]
-    return segment(vocab.decode([tokens])[0], pieces, where, surfaces)
+    text = vocab.decode([tokens])[0]
+    return segment(text, pieces, where, surfaces, words=[w for w in text.split(" ") if w])

@@ -141,7 +141,12 @@ class ShortlistModel:
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor
                ) -> tuple[ShortlistMemory, DecoderState]:
-        vocab = self.shortlist.candidates(src, src_lengths)  # (V',)
+        return self.encode_over(src, src_lengths, self.shortlist.candidates(src, src_lengths))
+
+    def encode_over(self, src: torch.Tensor, src_lengths: torch.Tensor, vocab: torch.Tensor
+                    ) -> tuple[ShortlistMemory, DecoderState]:
+        """`encode` with the batch's candidate target ids given (V',), sorted: an ensemble
+        passes the union of its members' candidates."""
         output = self.restricted_output(vocab)  # the batch's rows, gathered once
         memory, state = self.model.encode(src, src_lengths)
         return ShortlistMemory(memory.states, memory.keys, memory.mask, memory.beam, vocab,

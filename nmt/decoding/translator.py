@@ -1,6 +1,7 @@
 """Text in, text out: batching by length, long-line chunking, decoding, detokenizing.
 
-Output line N always belongs to input line N: empty or whitespace-only lines give empty
+Output line N always belongs to input line N: empty or whitespace-only lines (and lines of
+nothing but characters sentencepiece's normalization removes, such as U+200B) give empty
 output without touching the model, and a line longer than `max_input_tokens` subwords is
 split at word boundaries into chunks that are translated separately and joined with a space
 on the same output line (nothing is truncated or dropped).
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 from nmt.config import DecodeConfig
 from nmt.data.vocab import SubwordVocab
+from nmt.data.words import MARK, piece_words
 from nmt.decoding.decode import Search, decode_ids, make_search
-from nmt.decoding.search import Hypothesis
+from nmt.decoding.search import Decodable, Hypothesis
 from nmt.decoding.shortlist import Shortlist
 from nmt.decoding.unk import replace_unks
 from nmt.model.seq2seq import Seq2Seq
@@ -24,14 +26,23 @@ from nmt.special import EOS_ID
 def split_long(text: str, vocab: SubwordVocab, max_tokens: int) -> list[list[int]]:
     """Subword ids of `text` in chunks of at most `max_tokens` (EOS excluded), cut between words.
 
-    A single word longer than the limit is cut inside the word.
+    The chunks are the line's own ids (`vocab.encode`) cut where a new word starts (the words
+    sentencepiece sees, `nmt.data.words.piece_words`), so they join back to exactly those ids
+    and each chunk's subwords map onto the line's words. A single word longer than the limit
+    is cut inside the word.
     """
     ids = vocab.encode([text])[0]
     if len(ids) <= max_tokens:
         return [ids]
+    pieces = vocab.encode_pieces(text)
+    if len(pieces) != len(ids):  # never seen; cutting between any two subwords is still safe
+        pieces = [MARK] * len(ids)
+    owner, n_words = piece_words(pieces)
+    words: list[list[int]] = [[] for _ in range(n_words)]
+    for token, w in zip(ids, owner, strict=True):
+        words[w].append(token)
     chunks: list[list[int]] = [[]]
-    for word in text.split():
-        word_ids = vocab.encode([word])[0]
+    for word_ids in words:
         while word_ids:
             room = max_tokens - len(chunks[-1])
             if room < len(word_ids) and chunks[-1]:
@@ -51,10 +62,13 @@ class Translation:
 
 
 class Translator:
-    """Translates lines with `search` (default: what `cfg` asks for). With a `shortlist`,
-    each batch scores only its candidate target ids (see `nmt.decoding.shortlist`)."""
+    """Translates lines with `search` (default: what `cfg` asks for). `model` is a `Seq2Seq`
+    or anything search can decode with (an `nmt.decoding.ensemble.Ensemble`, a model under
+    its shortlist). With a `shortlist`, each batch scores only its candidate target ids (see
+    `nmt.decoding.shortlist`)."""
 
-    def __init__(self, model: Seq2Seq, src_vocab: SubwordVocab, tgt_vocab: SubwordVocab,
+    def __init__(self, model: Seq2Seq | Decodable, src_vocab: SubwordVocab,
+                 tgt_vocab: SubwordVocab,
                  cfg: DecodeConfig, search: Search | None = None, device: str = "cpu",
                  shortlist: Shortlist | None = None):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
@@ -74,6 +88,8 @@ class Translator:
             if not line.strip():
                 continue
             parts = split_long(line, self.src_vocab, self.cfg.max_input_tokens)
+            if not parts[0]:  # nothing but characters that sentencepiece removes
+                continue
             if len(parts) > 1 and on_split is not None:
                 on_split(n + 1, len(parts))
             chunks.extend(parts)
@@ -85,17 +101,18 @@ class Translator:
             per_line[n].append(hyp)
         return [Translation(self.detok(h), h) for h in per_line]
 
-    def nbest(self, translation: Translation) -> list[tuple[str, float]]:
-        """(text, score) of the n-best list, best first (needs a search made with n_best > 1).
+    def nbest(self, translation: Translation, n: int) -> list[tuple[str, float]]:
+        """(text, score) of the n-best list, best first, at most `n` entries (needs a search
+        made with n_best = n > 1); an empty line's list is `n` empty entries scored 0.
 
         A line translated in several chunks gets, as its k-th entry, the k-th entries of its
         chunks joined (a chunk's best when it has fewer), scored by their sum.
         """
         if not translation.hyps:
-            return [("", 0.0)]
+            return [("", 0.0)] * n
         lists = [[h] + h.alternatives for h in translation.hyps]
         out = []
-        for k in range(max(len(x) for x in lists)):
+        for k in range(min(n, max(len(x) for x in lists))):
             chosen = [x[min(k, len(x) - 1)] for x in lists]
             out.append((self.detok(chosen), sum(h.score for h in chosen)))
         return out

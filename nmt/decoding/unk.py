@@ -18,7 +18,7 @@ def replace_unks(line: str, hyps: list[Hypothesis], src_vocab: SubwordVocab,
     source word its attention row weighs most (the row summed over each word's subwords)."""
     if not hyps:
         return ""
-    src, _ = encode_line(line, src_vocab, "input line")
+    src, _ = encode_line(line, src_vocab, "--replace-unk")
     sizes = [h.attention.size(1) - 1 for h in hyps]  # each chunk's source subwords, no EOS
     if sum(sizes) != len(src.pieces):
         raise NmtError(f"--replace-unk: the chunks hold {sum(sizes)} subwords but the line "

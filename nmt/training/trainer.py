@@ -32,11 +32,12 @@ from nmt.data.corpus import load_split, prepare_split
 from nmt.data.stream import StreamingBatches, sample_texts
 from nmt.data.vocab import Vocabs, load_vocabs, train_vocabs
 from nmt.decoding.decode import decode_ids, greedy_search
-from nmt.errors import NmtError
+from nmt.errors import Interrupted, NmtError
 from nmt.io import atomic_open
 from nmt.metrics import Score, corpus_bleu
 from nmt.model.seq2seq import build_model, count_parameters
-from nmt.training import distributed
+from nmt.training import distributed, resume
+from nmt.training.curves import MetricsLog
 from nmt.training.device import (
     autocast,
     grad_scaler,
@@ -62,11 +63,12 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of `epoch` already trained
-    train_seconds: float = 0.0  # wall time of training, validation and checkpoints
+    train_seconds: float = 0.0  # wall time of the whole run so far, across resumes
     target_tokens: int = 0
-    best_bleu: float = -1.0
+    best_bleu: float = -1.0  # dev BLEU of the weights in best.pt
     best_step: int = 0
-    bad_validations: int = 0  # validations since the best one (early stopping)
+    schedule_best: float = -1.0  # best dev BLEU of the scheduled validations (early stopping)
+    bad_validations: int = 0  # scheduled validations since schedule_best (early stopping)
     last_validated_step: int = -1
     early_stop: str = ""  # set when dev BLEU stopped improving; final, unlike budgets
     stopped: str = ""  # why the latest run ended
@@ -75,11 +77,18 @@ class TrainState:
 
 class Trainer:
     """One process's training loop; under torchrun, one rank of a DDP job (see
-    `nmt.training.distributed`): only rank 0 logs, validates and writes files."""
+    `nmt.training.distributed`): only rank 0 logs, validates and writes files.
+
+    `started` is the `time.perf_counter()` at which this process began the run (data and
+    subword preparation count against `max_time`; default: now).
+    """
 
     def __init__(self, cfg: Config, model_dir: Path, vocabs: Vocabs, quiet: bool = False,
-                 dist_info: DistInfo | None = None):
+                 dist_info: DistInfo | None = None, started: float | None = None):
         self.cfg, self.model_dir, self.vocabs = cfg, model_dir, vocabs
+        self.started = time.perf_counter() if started is None else started
+        self.seconds_before = 0.0  # wall time of the earlier processes of a resumed run
+        self.stop_cost = 0.0  # seconds the last validation and checkpoint took
         self.dist = dist_info or DistInfo()
         self.quiet = quiet or not self.dist.is_main
         tc = cfg.train
@@ -108,6 +117,8 @@ class Trainer:
         # the CPU kernels below the model (they fall back to torch on other devices)
         self.model = accelerate(build_model(cfg.model, len(vocabs.src), len(vocabs.tgt)))
         self.model = self.model.to(self.device)
+        if self.dist.enabled:  # the same initial weights, but each rank its own dropout masks
+            torch.manual_seed(tc.seed + 1_000_003 * self.dist.rank)
         self.scaler = grad_scaler(self.device, self.amp)
         self.ddp = wrap(self.model, self.dist, self.device)  # what the forward pass runs
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True,
@@ -117,21 +128,28 @@ class Trainer:
             min_lr=tc.min_lr)
         self.state = TrainState()
         self.epoch_len = 0  # batches in the current epoch
+        self.curves = MetricsLog(model_dir, tc.tensorboard) if self.dist.is_main else None
         self.log(f"model: {count_parameters(self.model):,} parameters, "
                  f"{n_train} training pairs, {len(self.dev_refs):,} dev pairs")
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def log(self, msg: str) -> None:
+    def log(self, msg: str, echo: bool = True) -> None:
+        """A line in train.log, and on stderr unless quiet or `echo` is False."""
         if not self.dist.is_main:
             return
         with open(self.model_dir / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-        if not self.quiet:
+        if echo and not self.quiet:
             tqdm.write(msg, file=sys.stderr)
 
     def save_last(self) -> None:
-        """`last.pt` (rank 0 writes; every rank must call it: the RNG states are gathered)."""
+        """`last.pt` (rank 0 writes; every rank must call it: the RNG states are gathered).
+
+        The state's wall time is brought up to now first, so validation and checkpoint time
+        after the last update counts as well.
+        """
+        self.state.train_seconds = self.elapsed()
         rng = gather_objects(self.rng_state(), self.dist)
         if not self.dist.is_main:
             return
@@ -157,29 +175,61 @@ class Trainer:
             old.unlink()
 
     def restore(self) -> None:
-        ckpt = checkpoint.load(self.model_dir / "last.pt")
+        """Continue the run in `last.pt`: weights, optimizer, scheduler, RNG states and
+        position; then the config differences, each applied or refused (`resume.py`)."""
+        path = self.model_dir / "last.pt"
+        ckpt = checkpoint.load(path)
+        changed = resume.check_config(ckpt["config"], self.cfg, str(self.model_dir / "config.yaml"))
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["rng"]
         if not isinstance(rng, list):
-            raise NmtError(f"{self.model_dir / 'last.pt'}: written by an older nmt without "
-                           "per-process RNG states; it cannot be resumed")
+            raise NmtError(f"{path}: written by an older nmt without per-process RNG states; "
+                           "it cannot be resumed")
         if len(rng) != self.dist.world_size:
-            raise NmtError(f"{self.model_dir / 'last.pt'} was saved by {len(rng)} process(es); "
+            raise NmtError(f"{path} was saved by {len(rng)} process(es); "
                            f"resume it with as many (this run has {self.dist.world_size})")
         torch.set_rng_state(rng[self.dist.rank]["cpu"])
         if self.device.type == "cuda" and rng[self.dist.rank]["cuda"] is not None:
             torch.cuda.set_rng_state(rng[self.dist.rank]["cuda"], self.device)
         if self.scaler and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
-        self.state = TrainState(**ckpt["train_state"])
+        saved_state = ckpt["train_state"]
+        self.state = TrainState(**saved_state)
+        if "schedule_best" not in saved_state:  # written before best.pt could hold a stop's
+            self.state.schedule_best = self.state.best_bleu
+        self.seconds_before = self.state.train_seconds
+        if self.curves:
+            self.curves.truncate_after(self.state.step)
         self.log(f"resumed at step {self.state.step} (epoch {self.state.epoch + 1}, "
                  f"batch {self.state.batch_in_epoch})")
+        resume.apply_schedule(self.cfg.train, self.optimizer, self.scheduler, changed)
+        old = ckpt["config"]["train"]
+        for key in changed:
+            self.log(f"resume: train.{key} {old.get(key)!r} -> {getattr(self.cfg.train, key)!r}")
+        if "patience" in changed:
+            self.state.early_stop = resume.early_stop_after(self.cfg.train,
+                                                            self.state.bad_validations)
         saved, now = ckpt.get("exactness"), exactness_conditions()
         if saved is not None and saved != now:
             self.log(f"resume: the run was saved with {_describe(saved)} and continues with "
                      f"{_describe(now)}; it goes on, but not bit-exactly as one run would")
+
+    def record(self, event: str, **values) -> None:
+        """A line of metrics.jsonl (rank 0): the step, epoch, minutes and LR, and `values`."""
+        if self.curves:
+            st = self.state
+            epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
+            self.curves.write(event, step=st.step, epoch=round(epochs, 4),
+                              minutes=round(st.train_seconds / 60, 4),
+                              lr=self.optimizer.param_groups[0]["lr"], **values)
+
+    def elapsed(self) -> float:
+        """Wall seconds of the whole run: earlier processes plus this one (rank 0's clock
+        decides, so every rank stops at the same step)."""
+        now = self.seconds_before + time.perf_counter() - self.started
+        return broadcast_float(now, self.dist, self.device)
 
     # ------------------------------------------------------------------ steps
 
@@ -238,25 +288,22 @@ class Trainer:
         return corpus_bleu(texts, self.dev_refs), texts
 
     def validate(self) -> float:
-        """Dev BLEU, then the LR schedule, early stopping and best/numbered weights.
+        """A scheduled validation: dev BLEU, then the LR schedule, early stopping and
+        best/numbered weights.
 
         Every rank calls it and takes the same decisions from rank 0's BLEU.
         """
+        start = time.perf_counter()
         score, texts = self.dev_bleu()
         bleu = broadcast_float(score.value if score else 0.0, self.dist, self.device)
         st = self.state
         st.last_validated_step = st.step
-        improved = bleu > st.best_bleu
+        improved = bleu > st.schedule_best
         if improved:
-            st.best_bleu, st.best_step, st.bad_validations = bleu, st.step, 0
-            if self.dist.is_main:
-                checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
-                                 "train_state": {"step": st.step, "dev_bleu": bleu}},
-                                self.model_dir / "best.pt")
-                with atomic_open(self.model_dir / "dev.best.hyp") as f:
-                    f.write("".join(t + "\n" for t in texts))
+            st.schedule_best, st.bad_validations = bleu, 0
         else:
             st.bad_validations += 1
+        self.keep_if_best(bleu, texts)
         if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
             self.save_numbered()
         self.scheduler.step(bleu)
@@ -267,22 +314,46 @@ class Trainer:
         if score:
             self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
                      f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
-        if st.bad_validations >= self.cfg.train.patience:
-            st.early_stop = f"early stopping: no dev BLEU gain in {st.bad_validations} validations"
+        self.record("validation", dev_bleu=bleu, best=improved)
+        st.early_stop = resume.early_stop_after(self.cfg.train, st.bad_validations)
+        self.stop_cost = broadcast_float(time.perf_counter() - start, self.dist, self.device)
         return bleu
 
+    def evaluate_at_stop(self) -> None:
+        """Dev BLEU of the weights a budget stopped at, between scheduled validations.
+
+        It is a report, not a validation: the LR schedule, early stopping, numbered
+        checkpoints and history are left as they were, so raising the budget and resuming is
+        the same run as one longer run. Only best.pt takes these weights if they beat it.
+        """
+        score, texts = self.dev_bleu()
+        bleu = broadcast_float(score.value if score else 0.0, self.dist, self.device)
+        if score:
+            self.log(f"evaluation at the stop (the schedule is unchanged): step "
+                     f"{self.state.step} dev {score.text} ({score.signature})"
+                     f"{' *best*' if bleu > self.state.best_bleu else ''}")
+        self.record("stop", dev_bleu=bleu)
+        self.keep_if_best(bleu, texts)
+
+    def keep_if_best(self, bleu: float, texts: list[str]) -> None:
+        """best.pt and dev.best.hyp take the current weights if `bleu` beats them."""
+        st = self.state
+        if bleu <= st.best_bleu:
+            return
+        st.best_bleu, st.best_step = bleu, st.step
+        if self.dist.is_main:
+            checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
+                             "train_state": {"step": st.step, "dev_bleu": bleu}},
+                            self.model_dir / "best.pt")
+            with atomic_open(self.model_dir / "dev.best.hyp") as f:
+                f.write("".join(t + "\n" for t in texts))
+
     def budget_left(self) -> str:
-        """Why training must stop now ('' if it can go on)."""
-        tc, st = self.cfg.train, self.state
-        if st.early_stop:
-            return st.early_stop
-        if tc.max_steps is not None and st.step >= tc.max_steps:
-            return f"max_steps {tc.max_steps} reached"
-        if tc.max_time is not None and st.train_seconds >= tc.max_time:
-            return f"max_time {tc.max_time:g}s reached"
-        if st.epoch >= tc.max_epochs:
-            return f"max_epochs {tc.max_epochs} reached"
-        return ""
+        """Why training must stop now ('' if it can go on). A time budget keeps back what
+        the last validation and checkpoint took, so the stop's own ones fit inside it."""
+        st = self.state
+        return resume.stop_reason(self.cfg.train, st.step, st.epoch,
+                                  st.train_seconds + self.stop_cost, st.early_stop)
 
     # ------------------------------------------------------------------ loop
 
@@ -292,13 +363,17 @@ class Trainer:
         Ctrl-C (SIGINT) stops cleanly after the current step and saves `last.pt` first; a
         second Ctrl-C interrupts at once.
         """
-        with interrupt_flag() as interrupted:
-            return self._run(stop_at_step, interrupted)
+        try:
+            with interrupt_flag() as interrupted:
+                return self._run(stop_at_step, interrupted)
+        finally:
+            if self.curves:
+                self.curves.close()
 
     def _run(self, stop_at_step: int | None, interrupted: list[bool]) -> TrainState:
         st = self.state
+        st.stopped = ""  # this run's reason is set when it ends
         self.model.train()
-        clock = (time.perf_counter(), st.train_seconds)
         while not self.budget_left():
             total = self.batches.epoch_len(st.epoch)
             self.epoch_len = -(-total // self.dist.world_size) if total else 0  # this rank's
@@ -307,7 +382,7 @@ class Trainer:
             with tqdm(total=self.epoch_len or None, initial=st.batch_in_epoch, unit="batch",
                       desc=f"epoch {st.epoch + 1}", disable=self.quiet or None, leave=False,
                       file=sys.stderr) as bar:
-                ended = self._epoch(specs, bar, clock, stop_at_step, interrupted)
+                ended = self._epoch(specs, bar, stop_at_step, interrupted)
             if ended is None:
                 return st  # stop_at_step: as if the process had been killed here
             if ended:
@@ -316,14 +391,15 @@ class Trainer:
                     self.validate()
                 self.save_last()
         if st.last_validated_step != st.step:
-            self.validate()
+            self.evaluate_at_stop()
         st.stopped = self.budget_left()
         self.save_last()  # again: `stopped` is part of the state
-        self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}")
+        self.log(f"done: {st.stopped}; best dev BLEU {st.best_bleu:.2f} at step {st.best_step}; "
+                 f"wall time {st.train_seconds:.0f} s")
         return st
 
-    def _epoch(self, specs: Iterator, bar: tqdm, clock: tuple[float, float],
-               stop_at_step: int | None, interrupted: list[bool]) -> bool | None:
+    def _epoch(self, specs: Iterator, bar: tqdm, stop_at_step: int | None,
+               interrupted: list[bool]) -> bool | None:
         """Updates until the epoch ends (True), a budget ends training (False) or
         `stop_at_step` is reached (None)."""
         tc, st = self.cfg.train, self.state
@@ -333,15 +409,15 @@ class Trainer:
                 return None
             if sum_int(int(interrupted[0]), self.dist, self.device):  # any rank: all stop
                 self.save_last()
-                raise NmtError(f"interrupted at step {st.step}; last.pt saved, continue "
-                               f"with: nmt train --resume {self.model_dir}")
+                message = (f"interrupted at step {st.step}; last.pt saved, continue with: "
+                           f"nmt train --resume {self.model_dir}")
+                self.log(message, echo=False)  # the command prints it as it exits
+                raise Interrupted(message)
             group = list(itertools.islice(specs, tc.update_freq))
             if not group:
                 return True
             loss, n_tokens = self.train_update(group)
-            # rank 0's clock decides time budgets, so all ranks stop at the same step
-            st.train_seconds = broadcast_float(clock[1] + time.perf_counter() - clock[0],
-                                               self.dist, self.device)
+            st.train_seconds = self.elapsed()
             st.step, st.batch_in_epoch = st.step + 1, st.batch_in_epoch + len(group)
             st.target_tokens += n_tokens
             window[0], window[1] = window[0] + loss, window[1] + n_tokens
@@ -363,6 +439,7 @@ class Trainer:
         bar.set_postfix(loss=f"{loss / tokens:.3f}", tok_s=f"{tok_s:.0f}")
         self.log(f"step {self.state.step} epoch {self.state.epoch + 1} loss "
                  f"{loss / tokens:.4f} tokens/s {tok_s:.0f}")
+        self.record("train", loss=round(loss / tokens, 5), tokens_per_s=round(tok_s, 1))
 
 
 def exactness_conditions() -> dict:
@@ -421,30 +498,51 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
           stop_at_step: int | None = None) -> TrainState:
     """Train into `model_dir`; with `resume`, continue the run saved there.
 
-    `train_overrides` replaces fields of the `train` section on resume (budgets, say).
+    `train_overrides` replaces fields of the `train` section on resume (budgets, say); each
+    is applied or refused as `nmt.training.resume` says, and `config.yaml` is rewritten only
+    once the resumed run has taken them.
     """
+    started = time.perf_counter()
     model_dir = Path(model_dir)
     info = distributed.init()
     try:
+        resuming = resume and (model_dir / "last.pt").exists()
         if resume:
             cfg = checkpoint.read_config(model_dir)
             if train_overrides:
                 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
                                                                          **train_overrides))
-                if info.is_main:
-                    checkpoint.write_config(cfg, model_dir)
+            if resuming:
+                _refuse_finished(cfg, model_dir)
         else:
             assert cfg is not None
             if info.is_main:  # sentencepiece is trained once, then every rank loads it
                 prepare_model_dir(cfg, model_dir, quiet)
             distributed.barrier(info)
         vocabs = load_vocabs(model_dir, cfg.vocab.joint)
-        trainer = Trainer(cfg, model_dir, vocabs, quiet, info)
-        if resume and (model_dir / "last.pt").exists():
+        trainer = Trainer(cfg, model_dir, vocabs, quiet, info, started)
+        if resuming:
             trainer.restore()
+        if resume and info.is_main:
+            checkpoint.write_config(cfg, model_dir)
         state = trainer.run(stop_at_step)
     except BaseException:
         distributed.shutdown(info, clean=False)
         raise
     distributed.shutdown(info)
     return state
+
+
+def _refuse_finished(cfg: Config, model_dir: Path) -> None:
+    """One line, before any data is loaded, when the run in `model_dir` has ended and the
+    budgets given would not let it go on."""
+    saved = checkpoint.load(model_dir / "last.pt")["train_state"]
+    if not saved.get("stopped"):
+        return
+    why = resume.finished_reason(cfg, saved)
+    if why.startswith("early stopping"):
+        raise NmtError(f"{model_dir}: training has finished ({why}); raise train.patience "
+                       "(--set train.patience=N) to train on")
+    if why:
+        raise NmtError(f"{model_dir}: training has finished ({why}); raise the budget "
+                       "(--max-steps, --max-time or --max-epochs) to train on")
