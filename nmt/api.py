@@ -1,20 +1,31 @@
-"""Loading what decoding needs, once: one model or an ensemble, with int8 weights and
-shortlists as asked. The command line and the benchmarks build on it.
+"""The Python API: load a model (or an ensemble) once, translate lists of lines.
+
+`Translator.load(model_dir)` then `translate([...], beam=5, nbest=1, alignments=False)`
+returns typed `Result`s; `load` is the loader below it that the command line and the
+benchmarks share (one model or an ensemble, int8 weights and shortlists as asked).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from nmt.alignment.extract import hypothesis_alignment
 from nmt.checkpoint import checkpoint_path, load_for_inference, load_model
-from nmt.config import Config
+from nmt.config import Config, DecodeConfig, check_value
 from nmt.cpu import accelerate
 from nmt.data.vocab import Vocabs
+from nmt.decoding.decode import make_search
 from nmt.decoding.ensemble import Ensemble, check_members
-from nmt.decoding.search import Decodable
+from nmt.decoding.search import Decodable, Hypothesis
 from nmt.decoding.shortlist import Shortlist
+from nmt.decoding.translator import Translator as DecodingTranslator
+from nmt.errors import NmtError
 from nmt.model.seq2seq import Seq2Seq
 
 
@@ -66,3 +77,160 @@ def load(checkpoints: str | Path | Sequence[str | Path], *, quantize: bool = Fal
 def _load_plain(path: str | Path) -> tuple[Seq2Seq, Config, Vocabs]:
     model, cfg, vocabs = load_model(path)
     return accelerate(model), cfg, vocabs  # the CPU kernels, as in training
+
+
+# ---------------------------------------------------------------------------- the Python API
+
+@dataclass(frozen=True)
+class Alignment:
+    """Word-level attention of one translation: `matrix[j][i]` is target word j's weight on
+    source word i (rows sum to 1, or are all 0); `links` the hard alignment (i, j) pairs,
+    argmax source word per target word (Pharaoh order: source, target)."""
+
+    src_words: list[str]
+    tgt_words: list[str]
+    matrix: list[list[float]]
+    links: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One translation: detokenized `text`, its `score` (what search ranked by), the target
+    subword `tokens`, and with `alignments=True` its `alignment`."""
+
+    text: str
+    score: float
+    tokens: list[str]
+    alignment: Alignment | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """The translation(s) of one input line: `candidates` best first (`nbest` of them; an
+    empty line has empty candidates). `text`, `score`, `tokens`, `alignment`: the best's."""
+
+    source: str
+    candidates: list[Candidate]
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[0]
+
+    @property
+    def text(self) -> str:
+        return self.best.text
+
+    @property
+    def score(self) -> float:
+        return self.best.score
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.best.tokens
+
+    @property
+    def alignment(self) -> Alignment | None:
+        return self.best.alignment
+
+
+class Translator:
+    """A model (or an ensemble) loaded once, translating lists of lines.
+
+    >>> from nmt import Translator
+    >>> tr = Translator.load("runs/demo/model")
+    >>> tr.translate(["a man rides a horse."], beam=5)[0].text
+
+    Every call decodes as `nmt translate` does with the same options (same output); the
+    object holds no global state, so several translators (other models) live side by side.
+    """
+
+    def __init__(self, loaded: Loaded, device: str = "cpu"):
+        self.loaded, self.device = loaded, device
+
+    @classmethod
+    def load(cls, model_dir: str | Path | Sequence[str | Path], *, quantize: bool = False,
+             shortlist: bool = False, device: str = "auto",
+             weights: Sequence[float] | None = None, combine: str = "prob") -> Translator:
+        """A model directory (or several: an ensemble). `device`: "auto" (CUDA if there is
+        one), "cpu", "cuda" or "cuda:N"; `quantize` and `shortlist` as `nmt translate`'s."""
+        device = resolve_device(device)
+        if device.type != "cpu" and quantize:
+            raise NmtError("quantize=True is for CPU decoding (int8 dynamic quantization)")
+        loaded = load(model_dir, quantize=quantize, shortlist=shortlist, weights=weights,
+                      combine=combine)
+        for model in loaded.models:
+            model.to(device)
+        return cls(loaded, str(device))
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.cfg
+
+    def decode_config(self, **options: Any) -> DecodeConfig:
+        """The model's decoding defaults with `options` (decode.* keys, e.g. beam_size)
+        replacing them, each checked against its range."""
+        cfg = self.loaded.cfg.decode
+        unknown = set(options) - {f.name for f in dataclasses.fields(cfg)}
+        if unknown:
+            raise NmtError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
+        for key, value in options.items():
+            check_value(f"decode.{key}", value, key)
+        return dataclasses.replace(cfg, **options)
+
+    def translate(self, texts: Sequence[str], *, beam: int | None = None, nbest: int = 1,
+                  alignments: bool = False, **options: Any) -> list[Result]:
+        """Translate `texts` (one sentence each); result N belongs to text N.
+
+        beam: beam size (1 = greedy; default the model's); nbest: candidates per line
+        (<= beam); alignments: word-level attention and hard links for every candidate
+        (lines are then translated whole, as `nmt align` does, not in chunks); options:
+        other decode.* keys (length_penalty, coverage_penalty, ban_unk, max_len_ratio, ...).
+        """
+        if isinstance(texts, str):
+            raise NmtError("translate takes a list of lines, not one string")
+        if beam is not None:
+            options["beam_size"] = beam
+        if alignments:
+            options.setdefault("max_input_tokens", 10**9)  # whole lines: one attention each
+        decode = self.decode_config(**options)
+        if nbest < 1 or nbest > max(decode.beam_size, 1):
+            raise NmtError(f"nbest {nbest}: must be between 1 and the beam size "
+                           f"({decode.beam_size})")
+        translator = DecodingTranslator(self.loaded.decodable, self.loaded.vocabs.src,
+                                        self.loaded.vocabs.tgt, decode,
+                                        search=make_search(decode, nbest), device=self.device)
+        lines = list(texts)
+        out = []
+        for n, (line, tr) in enumerate(zip(lines, translator.translate(lines), strict=True)):
+            if not tr.hyps:  # an empty line: nbest empty candidates, as `nmt translate`
+                out.append(Result(line, [Candidate("", 0.0, [])] * nbest))
+                continue
+            out.append(Result(line, [self._candidate(n, line, chosen, translator, alignments)
+                                     for chosen in translator.nbest_hyps(tr, nbest)]))
+        return out
+
+    def _candidate(self, n: int, line: str, hyps: list[Hypothesis],
+                   translator: DecodingTranslator, alignments: bool) -> Candidate:
+        """One n-best entry: the hypotheses of the line's chunks (one unless it was split)."""
+        vocabs = self.loaded.vocabs
+        tokens = [vocabs.tgt.id_to_piece(t) for h in hyps for t in h.tokens]
+        alignment = None
+        if alignments and len(hyps) == 1:
+            aligned = hypothesis_alignment(n, line, hyps[0], vocabs)
+            alignment = Alignment(list(aligned.src.words), list(aligned.tgt.words),
+                                  aligned.words.matrix.round(6).tolist(),
+                                  [(int(i), int(j)) for i, j in aligned.links()])
+        return Candidate(translator.detok(hyps), sum(h.score for h in hyps), tokens, alignment)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"device '{name}': expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NmtError(f"device '{name}': no CUDA device here")
+    return device

@@ -214,10 +214,25 @@ def align_lines(model: Seq2Seq | Decodable, vocabs: Vocabs, src_lines: list[str]
     out = [empty_alignment(n, line, tgt_lines[n] if tgt_lines is not None else "")
            for n, line in enumerate(src_lines)]
     for n, (s, _), t, hyp in zip(keep, src, tgt_segs, hyps, strict=True):
-        attn = hyp.attention.float().numpy()
-        words = merge_subwords(attn, t.piece_word, len(t.words), s.piece_word, len(s.words))
-        out[n] = SentenceAlignment(n, s, t, attn, hyp.raw_score, words)
+        out[n] = _aligned(n, s, t, hyp)
     return out
+
+
+def _aligned(n: int, src: Segmented, tgt: Segmented, hyp: Hypothesis) -> SentenceAlignment:
+    attn = hyp.attention.float().numpy()
+    words = merge_subwords(attn, tgt.piece_word, len(tgt.words), src.piece_word, len(src.words))
+    return SentenceAlignment(n, src, tgt, attn, hyp.raw_score, words)
+
+
+def hypothesis_alignment(n: int, src_line: str, hyp: Hypothesis, vocabs: Vocabs,
+                         where: str = "input") -> SentenceAlignment:
+    """The word alignment of a translation `hyp` of `src_line` (line `n`, 0-based) from its
+    own attention; `hyp` must come from the whole line's subwords (not a chunk of it)."""
+    if not src_line.strip() or not hyp.tokens:
+        return empty_alignment(n, src_line, "")
+    src, _ = encode_line(src_line, vocabs.src, f"{where}:{n + 1}")
+    tgt = hypothesis_segment(hyp.tokens, vocabs.tgt, f"translation of {where}:{n + 1}")
+    return _aligned(n, src, tgt, hyp)
 
 
 

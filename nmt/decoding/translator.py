@@ -110,12 +110,17 @@ class Translator:
         """
         if not translation.hyps:
             return [("", 0.0)] * n
+        return [(self.detok(chosen), sum(h.score for h in chosen))
+                for chosen in self.nbest_hyps(translation, n)]
+
+    @staticmethod
+    def nbest_hyps(translation: Translation, n: int) -> list[list[Hypothesis]]:
+        """The hypotheses behind each of the (at most `n`) n-best entries: one per chunk."""
         lists = [[h] + h.alternatives for h in translation.hyps]
-        out = []
-        for k in range(min(n, max(len(x) for x in lists))):
-            chosen = [x[min(k, len(x) - 1)] for x in lists]
-            out.append((self.detok(chosen), sum(h.score for h in chosen)))
-        return out
+        if not lists:
+            return []
+        return [[x[min(k, len(x) - 1)] for x in lists]
+                for k in range(min(n, max(len(x) for x in lists)))]
 
     def replace_unk(self, line: str, translation: Translation) -> str:
         """`translation.text` with each UNK replaced by the source word of `line` that the
