@@ -103,6 +103,32 @@ def numbered(model_dir: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: int(p.stem[4:]))
 
 
+def around(steps: list[int], best: int, n: int) -> list[int]:
+    """`n` consecutive entries of the sorted `steps` around `best`: best in the middle (one
+    more after it when `n` is even), the window shifted inwards at either end."""
+    i = steps.index(best)
+    start = max(0, min(i - (n - 1) // 2, len(steps) - n))
+    return steps[start: start + n]
+
+
+def best_validation_step(history: list[dict]) -> int | None:
+    """The step of the (first) best scheduled validation in a train state's history."""
+    if not history:
+        return None
+    return max(history, key=lambda h: h["dev_bleu"])["step"]  # max keeps the first of ties
+
+
+def numbered_around_best(model_dir: str | Path, n: int) -> list[Path]:
+    """The `n` step*.pt files around the best validation (`around`, over the files there),
+    from last.pt's history; [] when the best validation's weights are not there."""
+    history = load(Path(model_dir) / "last.pt")["train_state"]["history"]
+    best = best_validation_step(history)
+    files = {int(p.stem[4:]): p for p in numbered(model_dir)}
+    if best is None or best not in files:
+        return []
+    return [files[s] for s in around(sorted(files), best, n)]
+
+
 def average(paths: list[Path]) -> dict[str, Any]:
     """The element-wise mean of the weights in `paths` (same architecture)."""
     if not paths:

@@ -184,7 +184,7 @@ class TrainConfig:
     patience: int = 6  # early stopping: validations without dev-BLEU improvement
     validate_every: int = 500  # steps; validation also runs at each epoch end
     checkpoint_every: int = 100  # steps between `last.pt` saves (resume points)
-    keep_checkpoints: int = 0  # also keep the weights of the last N validations (averaging)
+    keep_checkpoints: int = 0  # keep the weights of the last N validations and N around the best
     log_every: int = 50
     num_threads: int | None = None  # torch intra-op threads; None: torch default
     update_freq: int = 1  # batches whose gradients are summed into one update

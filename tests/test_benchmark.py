@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sacrebleu
 
 from nmt.cli.benchmark import main
@@ -62,9 +63,10 @@ def test_select_weights_averages_last_n_and_picks_by_dev_bleu(tmp_path, monkeypa
     assert [f.name for f in files] == ["step4.pt", "step6.pt", "step8.pt"]
     scripted = {"best.pt": 30.0, "averaged.pt": 31.0}
     monkeypatch.setattr(benchmark, "dev_bleu", lambda path: scripted[path.name])
+    monkeypatch.setattr(benchmark.checkpoint, "numbered_around_best", lambda d, n: files[-n:])
     chosen, info = benchmark.select_weights(model_dir, last=2, log=lambda *_: None)
     assert chosen == model_dir / "averaged.pt"
-    assert info["averaged"] == ["step6.pt", "step8.pt"]
+    assert info["averaged"] == {"averaged.pt": ["step6.pt", "step8.pt"]}  # one window
     avg = checkpoint.load(chosen)["model"]
     a, b = (checkpoint.load(f)["model"] for f in files[1:])
     for k in avg:
@@ -137,3 +139,48 @@ def test_ensemble_benchmark_records_members_and_their_minutes(tmp_path, capsys):
     assert "minutes in all" in capsys.readouterr().out
     assert main(["--ensemble", str(tmp_path / "nope"), "--name", "x", "--out", str(out)]) == 2
     assert main(["--ensemble", *map(str, dirs), "--model-dir", str(dirs[0]), "--name", "x"]) == 2
+
+
+def test_select_weights_tries_the_window_around_the_best_validation(tmp_path, monkeypatch):
+    """Averaging the validations around the best one is a candidate of its own."""
+    import torch
+
+    from nmt import checkpoint
+    from nmt.bench import bleu as benchmark
+
+    model_dir = _trained(tmp_path, max_steps=8, validate_every=2, keep_checkpoints=2)
+    last = checkpoint.load(model_dir / "last.pt")
+    steps = [h["step"] for h in last["train_state"]["history"]]
+    assert steps == [2, 4, 6, 8]
+    # make step 4 the best validation: its window is steps 4 and 6 (one more after the best)
+    for h in last["train_state"]["history"]:
+        h["dev_bleu"] = {2: 1.0, 4: 9.0, 6: 3.0, 8: 2.0}[h["step"]]
+    checkpoint.save(last, model_dir / "last.pt")
+    for step in (4, 6):  # what training kept (see test_numbered_checkpoints_keep_the_best)
+        weights = {k: v + step for k, v in last["model"].items()}
+        checkpoint.save({"model": weights, "config": last["config"]}, model_dir / f"step{step}.pt")
+    assert [f.name for f in checkpoint.numbered_around_best(model_dir, 2)] == \
+        ["step4.pt", "step6.pt"]
+    scripted = {"best.pt": 30.0, "averaged.pt": 31.0, "averaged_best.pt": 32.0}
+    monkeypatch.setattr(benchmark, "dev_bleu", lambda path: scripted[path.name])
+    chosen, info = benchmark.select_weights(model_dir, last=2, log=lambda *_: None)
+    assert chosen == model_dir / "averaged_best.pt"
+    assert info["averaged"] == {"averaged.pt": ["step6.pt", "step8.pt"],
+                                "averaged_best.pt": ["step4.pt", "step6.pt"]}
+    avg = checkpoint.load(chosen)["model"]
+    for k in avg:
+        torch.testing.assert_close(avg[k], last["model"][k] + 5)
+
+
+@pytest.mark.parametrize("steps, best, n, window", [
+    ([1, 2, 3, 4, 5, 6, 7, 8], 3, 2, [3, 4]),
+    ([1, 2, 3, 4, 5, 6, 7, 8], 3, 3, [2, 3, 4]),
+    ([1, 2, 3, 4, 5, 6, 7, 8], 3, 5, [1, 2, 3, 4, 5]),
+    ([1, 2, 3, 4, 5, 6, 7, 8], 1, 3, [1, 2, 3]),
+    ([1, 2, 3, 4, 5, 6, 7, 8], 8, 3, [6, 7, 8]),
+    ([1, 2, 3], 2, 5, [1, 2, 3]),
+])
+def test_window_around_the_best(steps, best, n, window):
+    from nmt.checkpoint import around
+
+    assert around(steps, best, n) == window

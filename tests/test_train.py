@@ -314,3 +314,24 @@ def test_wall_time_counts_the_whole_run(corpus, tmp_path, monkeypatch):
     wall = time.perf_counter() - start
     seconds = _last(out)["train_state"]["train_seconds"]
     assert wall - 0.3 < seconds <= wall
+
+
+def test_numbered_checkpoints_keep_the_best(corpus, tmp_path, monkeypatch):
+    """keep_checkpoints N keeps the newest N validations' weights and N around the best."""
+    import types
+
+    from nmt.training.trainer import Trainer
+
+    bleu = {1: 1.0, 2: 5.0, 3: 9.0, 4: 3.0, 5: 2.0, 6: 2.0, 7: 1.0, 8: 1.0}
+
+    def scripted(self):
+        score = bleu[self.state.step]
+        return types.SimpleNamespace(value=score, text=f"BLEU = {score}", signature="s"), []
+
+    monkeypatch.setattr(Trainer, "dev_bleu", scripted)
+    out = tmp_path / "model"
+    train(toy_config(corpus, max_steps=8, validate_every=1, keep_checkpoints=2), out,
+          quiet=True)
+    assert [f.name for f in checkpoint.numbered(out)] == \
+        ["step3.pt", "step4.pt", "step7.pt", "step8.pt"]
+    assert [f.name for f in checkpoint.numbered_around_best(out, 2)] == ["step3.pt", "step4.pt"]

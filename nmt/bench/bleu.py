@@ -97,21 +97,29 @@ def dev_bleu(weights: Path) -> float:
 
 
 def select_weights(model_dir: Path, last: int, log=print) -> tuple[Path, dict]:
-    """best.pt, or the average of the last `last` validations' weights if its dev BLEU is higher.
-
-    Model selection on the dev split only; returns the chosen file and what was compared.
-    """
+    """best.pt, the average of the last `last` validations' weights, or the average of as
+    many around the best validation, whichever has the highest dev BLEU (ties: the earlier
+    of that order). Model selection on the dev split only; returns the chosen file and
+    what was compared."""
     best = model_dir / "best.pt"
-    files = checkpoint.numbered(model_dir)[-last:] if last > 0 else []
-    if len(files) < 2:
+    windows = {}
+    if last > 0:
+        windows["averaged.pt"] = checkpoint.numbered(model_dir)[-last:]
+        around = checkpoint.numbered_around_best(model_dir, last)
+        if around != windows["averaged.pt"]:
+            windows["averaged_best.pt"] = around
+    windows = {name: files for name, files in windows.items() if len(files) >= 2}
+    if not windows:
         return best, {"chosen": best.name, "candidates": {best.name: None},
                       "note": "fewer than 2 numbered checkpoints: nothing to average"}
-    averaged = checkpoint.write_average(model_dir, files, model_dir / "averaged.pt")
-    scores = {best.name: dev_bleu(best), averaged.name: dev_bleu(averaged)}
-    chosen = averaged if scores[averaged.name] > scores[best.name] else best
+    scores = {best.name: dev_bleu(best)}
+    for name, files in windows.items():
+        checkpoint.write_average(model_dir, files, model_dir / name)
+        scores[name] = dev_bleu(model_dir / name)
+    chosen = model_dir / max(scores, key=lambda k: scores[k])  # the first of equal scores
     log(f"dev BLEU (greedy): {scores}; evaluating {chosen.name}")
     return chosen, {"chosen": chosen.name, "candidates": scores,
-                    "averaged": [f.name for f in files]}
+                    "averaged": {name: [f.name for f in files] for name, files in windows.items()}}
 
 
 def train_info(model_dir: Path) -> dict:

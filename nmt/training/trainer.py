@@ -167,12 +167,19 @@ class Trainer:
         return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
     def save_numbered(self) -> None:
-        """Weights as `step{N}.pt`, keeping the newest `keep_checkpoints` (for averaging)."""
+        """Weights as `step{N}.pt` (for averaging), keeping those of the newest
+        `keep_checkpoints` validations and as many around the best one (`checkpoint.around`;
+        the history already holds this validation)."""
         checkpoint.save({"model": self.model.state_dict(), "config": self.cfg.to_dict(),
                          "train_state": {"step": self.state.step}},
                         self.model_dir / f"step{self.state.step}.pt")
-        for old in checkpoint.numbered(self.model_dir)[: -self.cfg.train.keep_checkpoints]:
-            old.unlink()
+        n, history = self.cfg.train.keep_checkpoints, self.state.history
+        steps = [h["step"] for h in history]
+        keep = set(steps[-n:]) | set(checkpoint.around(
+            steps, checkpoint.best_validation_step(history), n))
+        for old in checkpoint.numbered(self.model_dir):
+            if int(old.stem[4:]) not in keep:
+                old.unlink()
 
     def restore(self) -> None:
         """Continue the run in `last.pt`: weights, optimizer, scheduler, RNG states and
@@ -304,13 +311,13 @@ class Trainer:
         else:
             st.bad_validations += 1
         self.keep_if_best(bleu, texts)
-        if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
-            self.save_numbered()
         self.scheduler.step(bleu)
         lr = self.optimizer.param_groups[0]["lr"]
         epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
         st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
                            "lr": lr, "train_seconds": round(st.train_seconds, 1)})
+        if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
+            self.save_numbered()
         if score:
             self.log(f"validation: step {st.step} epochs {epochs:.2f} dev {score.text} "
                      f"({score.signature}){' *best*' if improved else ''} lr {lr:.2e}")
