@@ -70,3 +70,22 @@ def test_device_and_amp_choices():
         assert resolve_device("auto") == cpu
         with pytest.raises(NmtError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_keeps_onednn_only_where_the_cpu_runs_bf16(prepared, monkeypatch, native):
+    """oneDNN stays on under bf16 autocast where the CPU has native bf16 (its bf16 products
+    are the point), and is switched off elsewhere (its LSTM rejects bf16 there)."""
+    from nmt.training import device
+
+    real = device.native_cpu_bf16()
+    monkeypatch.setattr(device, "native_cpu_bf16", lambda: native)
+    with device.autocast(torch.device("cpu"), torch.bfloat16):
+        assert torch.backends.mkldnn.enabled == native
+        assert torch.is_autocast_enabled("cpu")
+    assert torch.backends.mkldnn.enabled
+    if native and not real:
+        return  # this CPU's oneDNN cannot run the bf16 LSTM: nothing more to train here
+    t = trainer(prepared, amp="bf16", device="cpu")
+    loss, _ = t.train_update([t.batches.epoch_batches(0)[0]])
+    assert loss > 0 and all(p.dtype == torch.float32 for p in t.model.parameters())

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import subprocess
+import types
 from types import SimpleNamespace
 
 import pytest
@@ -312,14 +313,28 @@ def test_path_b_overrides_the_switches_and_restores_the_previous_ones(monkeypatc
     before = switches.current()
     path_b = parse_switches(["NMT_FUSED_LOSS=0", "NMT_ONEDNN_MATMUL=0"])
     assert path_b.variables == {"NMT_FUSED_LOSS": "0", "NMT_ONEDNN_MATMUL": "0"}
-    with path_b.active():
+    fake = types.SimpleNamespace(amp=None)  # the trainer: path B leaves its autocast alone
+    with path_b.active(fake):
         now = switches.current()
         assert not now.fused_loss and not now.onednn_matmul and not now.pack_weights
     assert switches.current() == before
     assert before.fused_loss and before.onednn_matmul and not before.pack_weights
-    with pytest.raises(RuntimeError), path_b.active():  # restored after an error too
+    with pytest.raises(RuntimeError), path_b.active(fake):  # restored after an error too
         raise RuntimeError
-    assert switches.current() == before
+    assert switches.current() == before and fake.amp is None
+
+
+def test_path_b_bf16_sets_the_trainers_autocast_and_restores_it():
+    import torch
+
+    from nmt.bench.ab import parse_switches
+
+    path_b = parse_switches(["AMP=bf16"])
+    assert path_b.variables == {"AMP": "bf16"} and path_b.bf16
+    fake = types.SimpleNamespace(amp=None)
+    with path_b.active(fake):
+        assert fake.amp is torch.bfloat16
+    assert fake.amp is None
 
 
 def test_speed_options_are_declared_once_and_passed_on(toy):

@@ -12,7 +12,8 @@ same, so both paths do the same work). The result is the median over pairs of
 time(B) / time(A): above 1, path A is faster.
 
 The switches are listed in `nmt.cpu.switches`; all but those acting once per process
-(`ONCE_PER_PROCESS`) can be timed this way.
+(`ONCE_PER_PROCESS`) can be timed this way. `--ab AMP=bf16` times bf16 autocast (path B)
+against fp32 (`train.amp`, see `nmt.training.device.autocast`) the same way.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ ONCE_PER_PROCESS = ("keep_freed_memory",)
 
 
 def ab_variables() -> list[str]:
-    """The switches path B can change, as `NAME=VALUE` with the value that turns one off."""
+    """What path B can change, as `NAME=VALUE`: each switch with the value that turns it off,
+    and `AMP=bf16`."""
     return [f"{name}={off}" for name, (field, off) in switches.VARIABLES.items()
-            if field not in ONCE_PER_PROCESS]
+            if field not in ONCE_PER_PROCESS] + ["AMP=bf16"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,32 @@ class PathB:
 
     variables: dict[str, str]
     fields: dict[str, bool]
+    bf16: bool = False  # path B trains under bf16 autocast
 
     @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        """The switches of path B inside the block, those before restored after it."""
-        with switches.override(**self.fields):
-            yield
+    def active(self, trainer: Trainer) -> Iterator[None]:
+        """The switches (and autocast) of path B inside the block, those before restored
+        after it."""
+        amp = trainer.amp
+        if self.bf16:
+            import torch
+
+            trainer.amp = torch.bfloat16
+        try:
+            with switches.override(**self.fields):
+                yield
+        finally:
+            trainer.amp = amp
 
 
 def parse_switches(items: list[str]) -> PathB:
     """['NMT_FUSED_LOSS=0', ...] -> PathB; a misspelt switch (a typo would time the same code
     twice) or one that acts once per process is a one-line error naming the item."""
-    variables, fields = {}, {}
+    variables, fields, bf16 = {}, {}, False
     for item in items:
+        if item == "AMP=bf16":
+            variables["AMP"], bf16 = "bf16", True
+            continue
         try:
             field, on = switches.parse_assignment(item)
         except NmtError:
@@ -72,7 +87,7 @@ def parse_switches(items: list[str]) -> PathB:
             raise NmtError(f"--ab {item!r}: {name} is read once per process, so both paths of "
                            "one process would run alike; time it with two runs instead")
         variables[name], fields[field] = value, on
-    return PathB(variables, fields)
+    return PathB(variables, fields, bf16)
 
 
 def time_paths(trainer: Trainer, path_b: PathB, pairs: int, warmup: int) -> dict:
@@ -81,7 +96,7 @@ def time_paths(trainer: Trainer, path_b: PathB, pairs: int, warmup: int) -> dict
     batches = trainer.batches.epoch_batches(0)
 
     def path(name: str) -> contextlib.AbstractContextManager:
-        return path_b.active() if name == "B" else contextlib.nullcontext()
+        return path_b.active(trainer) if name == "B" else contextlib.nullcontext()
 
     trainer.model.train()
     for i in range(warmup):  # both paths warm (their own buffers, oneDNN primitives)

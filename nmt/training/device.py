@@ -82,15 +82,25 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """Autocast to `dtype` (None: nothing). On the CPU, oneDNN's LSTM kernels reject bf16
-    inputs on processors without native bf16, so oneDNN is switched off inside the context:
-    the LSTMs then run in fp32 and the linear layers in bf16."""
+    inputs on processors without native bf16 (AVX-512 BF16 / AMX), so there oneDNN is
+    switched off inside the context: the LSTMs then run in fp32 and the linear layers in
+    bf16 (slow: use it to check numerics, not for speed). Where the processor has native
+    bf16, oneDNN stays on and runs the bf16 products."""
     if dtype is None:
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
-    if device.type == "cpu":
+    if device.type == "cpu" and not native_cpu_bf16():
         stack.enter_context(_onednn_off())
     stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
     return stack
+
+
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @contextlib.contextmanager
