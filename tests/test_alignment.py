@@ -29,7 +29,8 @@ from nmt.config import DecodeConfig
 from nmt.cpu import accelerate
 from nmt.data.batching import encode_sources
 from nmt.data.words import Segmented, encode_line, hypothesis_segment, piece_words, segment
-from nmt.decoding.search import Hypothesis, beam_search
+from nmt.decoding.beam import beam_search
+from nmt.decoding.search import Hypothesis
 from nmt.decoding.translator import Translator
 from nmt.decoding.unk import replace_unks
 from nmt.errors import NmtError

@@ -84,5 +84,96 @@ def test_bad_calls_are_one_line(models):
         tr.translate(LINES, beem=2)
     with pytest.raises(NmtError, match="beam_size"):
         tr.translate(LINES, beam=0)
-    with pytest.raises(NmtError, match="device 'tpu'"):
+    with pytest.raises(NmtError, match="device: 'tpu' is not a device"):
         Translator.load(models[0], device="tpu")
+
+
+PREFIXES = ["ZU", "SU", None, "AN EL", "KA LO MI"]
+
+
+def test_prefix_starts_every_candidate_as_the_command_line_does(models, tmp_path, capsys):
+    tr = Translator.load(models[0])
+    results = tr.translate(LINES, beam=4, nbest=3, prefix=PREFIXES)
+    plain = tr.translate(LINES, beam=4, nbest=3)
+    for line, prefix, result, alone in zip(LINES, PREFIXES, results, plain, strict=True):
+        if not line or not prefix:
+            assert result == alone
+            continue
+        pieces = tr.loaded.vocabs.tgt.encode_pieces(prefix)
+        for c in result.candidates:
+            assert c.tokens[: len(pieces)] == pieces  # token level
+            assert c.text.startswith(prefix)  # text level
+    pre = tmp_path / "prefix.txt"
+    pre.write_text("".join((p or "") + "\n" for p in PREFIXES), encoding="utf-8")
+    cli = cli_jsonl(models[0], tmp_path, capsys, "--beam", "4", "--nbest", "3", "--prefix",
+                    str(pre))
+    for record, result in zip(cli, results, strict=True):
+        assert [h["text"] for h in record["hyps"]] == [c.text for c in result.candidates]
+        assert [h["score"] for h in record["hyps"]] == pytest.approx(
+            [c.score for c in result.candidates], abs=1e-4)
+
+
+def test_empty_prefixes_are_no_prefixes(models):
+    tr = Translator.load(models[0])
+    for beam in (1, 3):
+        assert tr.translate(LINES, beam=beam, prefix=[""] * 5) == tr.translate(LINES, beam=beam)
+        assert tr.translate(LINES, beam=beam, prefix=[None] * 5) == tr.translate(LINES,
+                                                                                 beam=beam)
+
+
+def test_prefix_with_alignments(models):
+    results = Translator.load(models[0]).translate(LINES, beam=2, alignments=True,
+                                                   prefix=PREFIXES)
+    assert results[0].text.startswith("ZU")
+    assert results[0].alignment.tgt_words[0] == "ZU"
+
+
+def test_sampling_repeats_with_its_seed_as_the_command_line_does(models, tmp_path, capsys):
+    tr = Translator.load(models[0])
+    first = tr.translate(LINES, sample=True, samples=3, seed=5)
+    assert all(len(r.candidates) == 3 for r in first)
+    assert tr.translate(LINES, sample=True, samples=3, seed=5) == first
+    assert tr.translate(LINES, sample=True, samples=3, seed=6) != first
+    # each line's samples do not depend on the batch it is decoded in (to float rounding)
+    alone = tr.translate(LINES, sample=True, samples=3, seed=5, batch_size=1)
+    for a, b in zip(alone, first, strict=True):
+        assert [(c.text, c.tokens) for c in a.candidates] == \
+            [(c.text, c.tokens) for c in b.candidates]
+        assert [c.score for c in a.candidates] == pytest.approx(
+            [c.score for c in b.candidates], abs=1e-4)
+    assert not {"<s>", "<pad>"} & {t for r in first for c in r.candidates for t in c.tokens}
+    cli = cli_jsonl(models[0], tmp_path, capsys, "--sample", "--samples", "3", "--seed", "5")
+    for record, result in zip(cli, first, strict=True):
+        assert [h["text"] for h in record["hyps"]] == [c.text for c in result.candidates]
+    greedy = tr.translate(LINES, beam=1)
+    assert tr.translate(LINES, sample=True, top_k=1) == greedy
+    assert tr.translate(LINES, sample=True, temperature=1e-4, seed=1) == greedy
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(sample=True, beam=3), "beam 3: sampling draws one path per sample"),
+    (dict(sample=True, nbest=2), "nbest: sampling gives samples=N outputs per line"),
+    (dict(sample=True, length_penalty="average"), "length_penalty: ranks beam-search"),
+    (dict(top_k=3), "top_k: only with sample=True"),
+    (dict(seed=3), "seed: only with sample=True"),
+    (dict(sample=True, temperature=0), "temperature: must be > 0"),
+    (dict(sample=True, top_p=1.2), r"top_p: must be in \(0, 1\]"),
+    (dict(sample=True, top_k=0), "top_k: must be >= 1"),
+    (dict(sample=True, samples=0), "samples: must be >= 1"),
+    (dict(prefix="ZU"), "prefix takes a list"),
+    (dict(prefix=["ZU"]), "prefix: 1 prefixes for 5 lines"),
+])
+def test_bad_prefix_and_sampling_calls_are_one_line(models, kwargs, message):
+    with pytest.raises(NmtError, match=message):
+        Translator.load(models[0]).translate(LINES, **kwargs)
+
+
+def test_prefix_is_refused_under_a_shortlist(models, tmp_path):
+    import shutil
+
+    model = shutil.copytree(models[0], tmp_path / "model")  # shortlist.pt goes inside
+    assert nmt_main(["shortlist", "--model-dir", str(model), "--quiet"]) == 0
+    tr = Translator.load(model, shortlist=True)
+    assert tr.translate(LINES, prefix=[""] * 5)  # no prefix at all: fine
+    with pytest.raises(NmtError, match="prefix: not with a shortlist"):
+        tr.translate(LINES, prefix=PREFIXES)

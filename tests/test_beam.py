@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from nmt.config import DecodeConfig
+from nmt.decoding.beam import beam_search
 from nmt.decoding.decode import beam_search_fn
 from nmt.decoding.processors import (
     LengthPenalty,
@@ -25,7 +26,7 @@ from nmt.decoding.processors import (
     coverage_penalty,
     min_length,
 )
-from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.search import greedy
 from nmt.model.decoder import DecoderState, Memory
 from nmt.model.seq2seq import StepResult, build_model
 from nmt.special import BOS_ID, EOS_ID, UNK_ID
@@ -480,3 +481,142 @@ def test_beam_search_fn_returns_the_best_with_alternatives():
         beam_search_fn(cfg, beam_size=2, n_best=3)
     with pytest.raises(ValueError, match="length penalty"):
         beam_search_fn(cfg, beam_size=2, length_penalty="gnmt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Target prefixes: the output starts with the prefix, search goes on from there, and the
+# prefix tokens' log-probs count in the score (as in fairseq).
+
+
+def test_beam_with_a_prefix_continues_from_it():
+    # SHORT_OR_LONG, K=2, no penalty; without a prefix A = [5] wins (test above).
+    # Prefix [6]. Step 0: 6 forced (.4); the beam holds that one hypothesis.
+    # Step 1: 6 8 (.36), 6 7 (.04), no EOS among the first K: beam [6 8], [6 7].
+    # Step 2: 6 8 9 (.324), 6 7 EOS (.04, (6, 7) is unscripted: EOS 1.0) -> finished,
+    #   6 8 7 (.036): beam [6 8 9], [6 8 7]; one finished < n_best=2: go on.
+    # Step 3: 6 8 9 EOS (.2916), 6 8 7 EOS (.036): both finish; 3 finished: stop.
+    # n-best: 6 8 9 (ln .2916), 6 7 (ln .04); 6 8 7 (ln .036) third.
+    (hyps,) = run([SHORT_OR_LONG], beam_size=2, n_best=2, prefix=[[6]])
+    assert summary(hyps) == [([6, 8, 9], True), ([6, 7], True)]
+    assert [h.score for h in hyps] == pytest.approx([ln(0.2916), ln(0.04)])
+    assert hyps[0].token_scores == pytest.approx([ln(0.4), ln(0.9), ln(0.9), ln(0.9)])
+
+
+@pytest.mark.parametrize("penalty,scores", [
+    ("none", [ln(0.6 * 0.45 * 0.8 * 0.6), ln(0.6 * 0.45 * 0.2)]),
+    ("average", [ln(0.6 * 0.45 * 0.8 * 0.6) / 4, ln(0.6 * 0.45 * 0.2) / 3]),
+])
+def test_the_prefix_end_is_not_an_eos(penalty, scores):
+    # Prefix [5, 7] (C's start). Steps 0-1 forced: 5 (.6), 7 (.45): [5 7] (.27).
+    # Step 2: 5 7 8 (.216), 5 7 EOS (.054) -> [5 7] finishes, L=3; live [5 7 8] and a
+    #   1e-9 row. The finished [5 7] is below the best live one: go on.
+    # Step 3: 5 7 8 EOS (.1296) finishes, 5 7 8 9 (.0864) lives; 2 finished = K: stop.
+    # [5 7 8] (L=4) beats [5 7] (L=3): the search went past the prefix's end. The prefix's
+    # two tokens count in L under "average".
+    (hyps,) = run([SHORT_OR_LONG], beam_size=2, n_best=2, prefix=[[5, 7]],
+                  length_penalty=penalty)
+    assert summary(hyps) == [([5, 7, 8], True), ([5, 7], True)]
+    assert [h.score for h in hyps] == pytest.approx(scores)
+
+
+def test_a_prefix_token_the_model_finds_unlikely_is_emitted_at_its_log_prob():
+    # 9 has probability 1e-9 at step 0; (9,) is unscripted: EOS 1.0.
+    for search in (lambda **kw: run([SHORT_OR_LONG], beam_size=2, **kw)[0][0],
+                   lambda **kw: greedy(PrefixModel([SHORT_OR_LONG]),
+                                       torch.ones(1, 2, dtype=torch.long), torch.tensor([2]),
+                                       max_len_offset=4, **kw)[0]):
+        hyp = search(prefix=[[9]])
+        assert (hyp.tokens, hyp.finished) == ([9], True)
+        assert hyp.token_scores == pytest.approx([ln(1e-9), 0.0], abs=1e-6)
+
+
+def test_greedy_with_a_prefix():
+    # BETTER_LATER: greedy alone takes 5 7 (.2). With prefix [6]: 6 (.4), then 7 (.9), EOS.
+    src, lengths = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    (g,) = greedy(PrefixModel([BETTER_LATER]), src, lengths, prefix=[[6]])
+    assert (g.tokens, g.finished) == ([6, 7], True)
+    assert g.token_scores == pytest.approx([ln(0.4), ln(0.9), 0.0])
+    assert g.attention.shape == (3, 2)
+
+
+def test_a_prefix_overrides_the_processors():
+    # UNK banned, but the prefix asks for it: it is emitted at the model's log-prob (.5).
+    src, lengths = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    (g,) = greedy(PrefixModel([UNK_THEN_EOS]), src, lengths, ban_unk=True, prefix=[[UNK_ID]])
+    assert g.tokens == [UNK_ID] and g.score == pytest.approx(ln(0.5 * 0.9))
+    ((beam,),) = run([UNK_THEN_EOS], beam_size=2, ban_unk=True, prefix=[[UNK_ID]])
+    assert beam.tokens == [UNK_ID] and beam.score == pytest.approx(ln(0.5 * 0.9))
+
+
+def test_a_prefix_longer_than_the_maximum_length_still_fits():
+    # S=2, ratio 1, offset 0: at most 2 tokens, raised to the prefix's 4 and one more.
+    (hyps,) = run(NEVER_ENDS, beam_size=2, offset=0, prefix=[[6, 6, 6, 6]])
+    assert summary(hyps) == [([6, 6, 6, 6, 5], False)]
+    (g,) = greedy(NEVER_ENDS, torch.ones(1, 2, dtype=torch.long), torch.tensor([2]),
+                  max_len_ratio=1.0, max_len_offset=0, prefix=[[6, 6, 6, 6]])
+    assert (g.tokens, g.finished) == ([6, 6, 6, 6, 5], False)
+
+
+def test_batch_with_mixed_prefixes_equals_one_at_a_time():
+    scripts = [SHORT_OR_LONG, BETTER_LATER, EARLY_EOS, FINISHES_LOW, SHORT_OR_LONG]
+    prefixes = [[5, 7], [], [6], [6], [6, 8, 9]]
+    lengths = [3, 1, 2, 5, 2]
+    kw = dict(beam_size=2, n_best=2, offset=1, length_penalty="average")
+    batched = run(scripts, src_lengths=lengths, prefix=prefixes, **kw)
+    for script, n, prefix, hyps in zip(scripts, lengths, prefixes, batched, strict=True):
+        (alone,) = run([script], src_lengths=[n], prefix=[prefix], **kw)
+        assert summary(hyps) == summary(alone)
+        assert [h.score for h in hyps] == pytest.approx([h.score for h in alone])
+        assert all(h.tokens[: len(prefix)] == prefix for h in hyps)
+
+
+def test_bad_prefixes():
+    with pytest.raises(ValueError, match="special token"):
+        run([SHORT_OR_LONG], beam_size=2, prefix=[[5, EOS_ID]])
+    with pytest.raises(ValueError, match="2 prefixes for 1 sentences"):
+        run([SHORT_OR_LONG], beam_size=2, prefix=[[5], [6]])
+
+
+def test_force_tokens_under_a_shortlist_reads_columns_as_ids():
+    from nmt.decoding.processors import force_tokens
+
+    raw = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    processed = raw.clone()
+    processed[:, 2] = -math.inf  # a processor banned id 9
+    vocab = torch.tensor([3, 7, 9])  # the columns' target ids
+    out = force_tokens(processed, raw, torch.tensor([9, -1]), vocab)
+    assert out[0].tolist() == [-math.inf, -math.inf, pytest.approx(ln(0.5))]
+    assert out[1].tolist() == processed[1].tolist()
+    with pytest.raises(ValueError, match="shortlist"):
+        force_tokens(processed, raw, torch.tensor([8, -1]), vocab)
+
+
+@pytest.mark.parametrize("attention,feeding", [("bahdanau", True), ("general", False)])
+def test_real_model_prefixes_batched_empty_and_alone(attention, feeding):
+    model = tiny_model(attention, feeding)
+    src, lengths = padded_batch([7, 3, 5, 1, 6], seed=4)
+    prefixes = [[7, 9, 11], [], [5], [12, 4, 6, 8], []]
+    kw = dict(max_len_ratio=1.5, max_len_offset=2)
+    beam_kw = dict(beam_size=3, n_best=2, length_penalty="gnmt:0.6", **kw)
+    # an empty prefix changes nothing, to the bit
+    for search, opts in ((greedy, kw), (beam_search, beam_kw)):
+        plain = search(model, src, lengths, **opts)
+        empty = search(model, src, lengths, prefix=[[]] * 5, **opts)
+        for a, b in zip(plain, empty, strict=True):
+            for x, y in zip(*(h if isinstance(h, list) else [h] for h in (a, b)), strict=True):
+                assert (x.tokens, x.token_scores, x.score) == (y.tokens, y.token_scores, y.score)
+                assert torch.equal(x.attention, y.attention)
+    # batched with mixed prefix lengths equals one sentence at a time
+    g_batched = greedy(model, src, lengths, prefix=prefixes, **kw)
+    b_batched = beam_search(model, src, lengths, prefix=prefixes, **beam_kw)
+    for i, prefix in enumerate(prefixes):
+        n = int(lengths[i])
+        one = (src[i: i + 1, :n], lengths[i: i + 1])
+        (g,) = greedy(model, *one, prefix=[prefix], **kw)
+        assert g.tokens == g_batched[i].tokens and g.tokens[: len(prefix)] == prefix
+        assert g.token_scores == pytest.approx(g_batched[i].token_scores, abs=1e-5)
+        (alone,) = beam_search(model, *one, prefix=[prefix], **beam_kw)
+        assert summary(alone) == summary(b_batched[i])
+        assert all(h.tokens[: len(prefix)] == prefix for h in alone)
+        assert [h.score for h in alone] == pytest.approx([h.score for h in b_batched[i]],
+                                                        abs=1e-5)

@@ -66,3 +66,145 @@ def test_every_script_runs_its_help(tmp_path):
         out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
                              text=True, cwd=tmp_path, timeout=120)
         assert out.returncode == 0 and "usage" in out.stdout.lower(), (script.name, out.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a new user meets first
+
+
+def subparsers():
+    import argparse
+
+    from nmt.cli import build_parser
+
+    parser, _ = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, action.choices
+
+
+def test_version(capsys):
+    import nmt
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"nmt {nmt.__version__}\n"
+
+
+def test_help_lists_every_subcommand(capsys):
+    from nmt.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name, help_text in COMMANDS.items():
+        assert f"    {name}" in out and help_text[:40] in out, name
+    assert "--version" in out
+
+
+def test_every_option_of_every_subcommand_has_help():
+    import argparse
+
+    parser, commands = subparsers()
+    missing = [f"{name} {a.option_strings or a.dest}"
+               for name, p in [("nmt", parser), *commands.items()] for a in p._actions
+               if not isinstance(a, argparse._SubParsersAction) and not (a.help or "").strip()]
+    assert not missing, f"options without help: {missing}"
+
+
+def test_each_subcommand_names_itself():
+    _, commands = subparsers()
+    for name, p in commands.items():
+        assert p.prog == f"nmt {name}"
+        assert p.description.startswith((f"`nmt {name} ", f"`{name} ")), (name, p.description)
+
+
+def test_benchmark_help_names_nmt_benchmark(capsys):
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nmt benchmark ") and "`nmt benchmark --config" in out
+    assert "`bleu_benchmark" not in out
+
+
+def test_align_help_keeps_its_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["align", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for row in ("  alignments.jsonl     per line:", "  alignments.pharaoh   `i-j`",
+                "  alignments.npz       one (T, S) array", "  report.html          one self",
+                "  heatmap_{line}.png   with --plot N"):
+        assert any(line.startswith(row) for line in lines), row
+
+
+def test_python_dash_m_nmt(tmp_path):
+    import subprocess
+    import sys
+
+    import nmt
+
+    out = subprocess.run([sys.executable, "-m", "nmt", "--version"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and out.stdout == f"nmt {nmt.__version__}\n"
+    out = subprocess.run([sys.executable, "-m", "nmt", "translate", "--help"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("usage: nmt translate ")
+
+
+@pytest.mark.parametrize("command, required", [
+    ("translate", []), ("align", ["--src", "s", "--out", "o"]), ("train", []),
+    ("average", []), ("shortlist", []), ("benchmark", ["--name", "n"]),
+])
+def test_model_dir_is_the_name_and_checkpoint_its_alias(command, required, capsys):
+    _, commands = subparsers()
+    p = commands[command]
+    repeatable = command in ("translate", "align")
+    for spelling in ("--model-dir", "--checkpoint"):
+        args = p.parse_args([spelling, "a", *required])
+        assert args.model_dir == (["a"] if repeatable else "a")
+    if repeatable:  # an ensemble, the two spellings mixed
+        args = p.parse_args(["--model-dir", "a", "--checkpoint", "b", *required])
+        assert args.model_dir == ["a", "b"]
+    usage = p.format_usage()
+    assert "--model-dir" in usage and "--checkpoint" not in usage
+    assert "--model-dir DIR, --checkpoint DIR" in p.format_help()
+
+
+def test_plot_without_matplotlib_names_the_readme_install(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from nmt.alignment import report
+
+    monkeypatch.setattr(report, "have_matplotlib", lambda: False)
+    src = tmp_path / "src.txt"
+    src.write_text("a b\n", encoding="utf-8")
+    assert main(["align", "--model-dir", str(tmp_path), "--src", str(src), "--out",
+                 str(tmp_path / "out"), "--plot", "1"]) == 2
+    install = ".venv/bin/pip install -e '.[plot]'"
+    assert capsys.readouterr().err == f"error: --plot needs matplotlib: {install}\n"
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert install in readme
+
+
+def test_readme_commands_run_from_the_virtual_environment():
+    """The README sets up `.venv` and never activates it: every command it shows runs the
+    venv's own executables (`.venv/bin/nmt`, `.venv/bin/python`, ...; other tools such as
+    curl as they are), and names the model directory `--model-dir`."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 10
+    commands = []
+    for block in blocks:
+        continued = False
+        for line in block.splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and not continued:
+                commands.append(line)
+            continued = line.rstrip().endswith("\\")
+    ours = {"nmt", "python", "pip", "torchrun", "pytest", "ruff"}  # what the venv provides
+    bare = [c for c in commands if c.split()[0] in ours]
+    assert not bare, f"commands not run from .venv: {bare}"
+    assert sum(c.startswith(".venv/bin/nmt ") for c in commands) >= 8
+    assert not re.search(r"`(?:\.venv/bin/)?nmt [^`]*--checkpoint", readme)
+    assert "nmt translate --checkpoint" not in readme and "nmt align --checkpoint" not in readme

@@ -7,6 +7,7 @@ call a hub id takes. Nothing touches the network (see conftest.py).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import random
@@ -334,6 +335,50 @@ def test_unknown_hub_config_names_it(tmp_path):
     path, _ = make_corpus("hub-jsonl", tmp_path / "c")
     with pytest.raises(NmtError, match="config 'de-xx'"):
         load_split(data_cfg(tmp_path, path, "hub", hub_config="de-xx"), "train")
+
+
+@pytest.mark.parametrize("rows", [flat_rows, translation_rows], ids=["flat", "translation"])
+def test_a_saved_dataset_is_the_train_split_and_its_slices(tmp_path, rows):
+    """A folder written by `Dataset.save_to_disk` (one Dataset, no split names) loads as
+    the split 'train'; slices of it serve as other splits; streaming reads the same."""
+    from nmt.data.stream import stream_pairs
+
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list(rows(TRAIN + DEV)).save_to_disk(str(folder))
+    cfg = data_cfg(tmp_path, folder, "hub")
+    for split, pairs in [("train", TRAIN + DEV), ("train[:5]", TRAIN), ("train[5:]", DEV),
+                         ("train[-2:]", DEV), ("train[:1]+train[-1:]", [TRAIN[0], DEV[-1]])]:
+        assert load_split(cfg, split)[:] == as_columns(pairs), split
+        assert list(stream_pairs(cfg, split)) == pairs, split
+    assert load_split(cfg, "train", limit=2)[:] == as_columns(TRAIN[:2])
+    reverse = dataclasses.replace(cfg, src_lang="en", tgt_lang="de")
+    assert load_split(reverse, "train[5:]")[:] == as_columns([(t, s) for s, t in DEV])
+
+
+def test_a_saved_dataset_has_no_other_split(tmp_path):
+    from nmt.data.stream import stream_pairs
+
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list(flat_rows(TRAIN)).save_to_disk(str(folder))
+    cfg = data_cfg(tmp_path, folder, "hub")
+    message = (f"data.path {folder} holds one Dataset (saved with Dataset.save_to_disk), read "
+               f"as the split 'train'; there is no split 'validation': use 'train' or a slice "
+               f"of it such as 'train[:95%]' / 'train[95%:]', or save a DatasetDict")
+    with pytest.raises(NmtError) as e:
+        load_split(cfg, "validation")
+    assert str(e.value) == message
+    with pytest.raises(NmtError) as e:
+        next(stream_pairs(cfg, "validation"))
+    assert str(e.value) == message
+
+
+def test_a_saved_dataset_dict_loads_by_split_name(tmp_path):
+    folder = tmp_path / "saved"
+    datasets.DatasetDict({split: datasets.Dataset.from_list(flat_rows(pairs))
+                          for split, pairs in SPLITS.items()}).save_to_disk(str(folder))
+    cfg = data_cfg(tmp_path, folder, "hub")
+    for split, pairs in SPLITS.items():
+        assert load_split(cfg, split)[:] == as_columns(pairs)
 
 
 def test_path_not_set():

@@ -160,7 +160,7 @@ def test_members_must_share_the_target_vocabulary(members, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(members[1], other)
     shutil.copy(members[1] / "spm.src.model", other / "spm.tgt.model")  # another target side
-    with pytest.raises(NmtError, match=rf"--checkpoint {other}: its target vocabulary .* "
+    with pytest.raises(NmtError, match=rf"--model-dir {other}: its target vocabulary .* "
                                        "differs from .*must share it"):
         api.load([members[0], other])
 
@@ -200,7 +200,7 @@ def test_cli_ensemble_with_quantize_and_shortlist(members, tmp_path, capsys):
     src.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     for m in members:
         assert nmt_main(["shortlist", "--model-dir", str(m), "--quiet"]) == 0
-    args = ["translate", "--checkpoint", str(members[0]), "--checkpoint", str(members[1]),
+    args = ["translate", "--model-dir", str(members[0]), "--model-dir", str(members[1]),
             "--input", str(src), "--quiet"]
     for extra in ([], ["--quantize"], ["--shortlist"], ["--quantize", "--shortlist"],
                   ["--ensemble-weights", "2", "1", "--ensemble-combine", "logprob"]):

@@ -9,7 +9,8 @@ import torch
 from torch.ao.nn.quantized import dynamic as qdyn
 
 from nmt.cpu import accelerate
-from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.beam import beam_search
+from nmt.decoding.search import greedy
 from nmt.decoding.shortlist import Shortlist
 from nmt.model.seq2seq import build_model
 from nmt.special import BOS_ID

@@ -18,6 +18,7 @@ BASE = {"nmt.errors", "nmt.special", "nmt.io", "nmt.config", "nmt.metrics"}
 # layer -> the layers it may import (besides itself and BASE)
 ALLOWED = {
     "package": {"api"},  # `nmt/__init__.py` re-exports the Python API, imported on first use
+    "__main__": {"cli"},  # `python -m nmt`: the command line, nothing else
     "base": set(),
     "model": set(),
     "cpu": {"model"},
@@ -29,9 +30,12 @@ ALLOWED = {
     "api": {"model", "data", "cpu", "checkpoint", "decoding", "alignment"},
     "bench": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "cli",
               "api"},
+    "serve": {"api", "alignment", "decoding", "data", "model"},  # the HTTP server
     "cli": {"model", "data", "cpu", "checkpoint", "decoding", "training", "alignment", "bench",
-            "api"},
+            "api", "serve"},
 }
+# what the Python API may take from training: the device choice
+API_FROM_TRAINING = {"nmt.training.device"}
 # what training may take from decoding: search, and the batched decoding around it
 TRAINING_FROM_DECODING = {"nmt.decoding.search", "nmt.decoding.decode",
                           "nmt.decoding.processors"}
@@ -91,6 +95,8 @@ def test_no_forbidden_arrow():
                 continue
             if src == "training" and dst == "decoding":
                 ok = target in TRAINING_FROM_DECODING
+            elif src == "api" and dst == "training":
+                ok = target in API_FROM_TRAINING
             else:
                 ok = dst in ALLOWED[src]
             if not ok:

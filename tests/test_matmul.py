@@ -13,7 +13,8 @@ from torch import nn
 
 from nmt.cpu import accelerate, matmul
 from nmt.cpu.matmul import linear, mm_nt, onednn_available, onednn_matmul
-from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.beam import beam_search
+from nmt.decoding.search import greedy
 from nmt.model.seq2seq import build_model
 from tests.helpers import fast_linear, set_switch
 from tests.test_model import padded_batch, tiny_config

@@ -16,7 +16,8 @@ from nmt.checkpoint import load_model
 from nmt.cli import main as nmt_main
 from nmt.cli.translate import main as translate_main
 from nmt.data.batching import encode_sources
-from nmt.decoding.search import beam_search, greedy
+from nmt.decoding.beam import beam_search
+from nmt.decoding.search import greedy
 from nmt.decoding.shortlist import SHORTLIST_FILE, Shortlist, build_shortlist, count_pairs
 from nmt.decoding.translator import Translator
 from nmt.model.seq2seq import StepResult

@@ -335,3 +335,8 @@ def test_numbered_checkpoints_keep_the_best(corpus, tmp_path, monkeypatch):
     assert [f.name for f in checkpoint.numbered(out)] == \
         ["step3.pt", "step4.pt", "step7.pt", "step8.pt"]
     assert [f.name for f in checkpoint.numbered_around_best(out, 2)] == ["step3.pt", "step4.pt"]
+    from nmt.cli.average import main as average_main
+
+    assert average_main(["--model-dir", str(out), "--around-best", "2"]) == 0
+    assert checkpoint.load(out / "averaged.pt")["averaged"] == ["step3.pt", "step4.pt"]
+    assert average_main(["--model-dir", str(out), "--around-best", "0"]) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import subprocess
 import sys
 from dataclasses import replace
@@ -310,3 +312,225 @@ def test_a_line_of_characters_sentencepiece_removes_translates_to_nothing(model_
     lines = ["\u200b", "ka lo", "\u200b\ufeff\u200b"]
     got = Translator(model, vocabs.src, vocabs.tgt, cfg.decode).translate(lines)
     assert [t.text == "" for t in got] == [True, False, True] and not got[0].hyps
+
+
+# ---------------------------------------------------------------------------------------------
+# --prefix FILE
+
+
+PREFIX_SRC = ["ka lo mi", "", "su ta ri po ne", "ve", "zu an el ka lo"]
+
+
+def run_cli(capsys, model_dir, tmp_path, lines, *flags, prefixes=None) -> tuple[int, str, str]:
+    src = tmp_path / "src.txt"
+    src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    args = ["--model-dir", str(model_dir), "--input", str(src), "--quiet", *flags]
+    if prefixes is not None:
+        pre = tmp_path / "prefix.txt"
+        pre.write_text("".join(p + "\n" for p in prefixes), encoding="utf-8")
+        args += ["--prefix", str(pre)]
+    capsys.readouterr()
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("flags", [["--beam", "1"], ["--beam", "3"]])
+def test_each_translation_starts_with_its_prefix(model_dir, tmp_path, capsys, flags):
+    prefixes = ["ZU", "SU", "", "AN EL", "KA LO MI"]
+    code, out, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags, prefixes=prefixes)
+    assert code == 0
+    got = out.split("\n")[:-1]
+    _, plain, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags)
+    plain = plain.split("\n")[:-1]
+    assert got[1] == "" and got[2] == plain[2]  # an empty input line; no prefix
+    for n in (0, 3, 4):
+        assert got[n].startswith(prefixes[n]) and got[n] != plain[n], (got[n], plain[n])
+
+
+def test_every_nbest_entry_starts_with_the_prefix(model_dir, tmp_path, capsys):
+    import json
+
+    code, out, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, "--beam", "4", "--nbest",
+                           "3", "--format", "jsonl", prefixes=["NE NE", "", "", "VE", "TA"])
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    for row, prefix in zip(rows, ["NE NE", "", "", "VE", "TA"], strict=True):
+        assert len(row["hyps"]) == 3
+        assert all(h["text"].startswith(prefix) for h in row["hyps"])
+
+
+@pytest.mark.parametrize("flags", [["--beam", "1"], ["--beam", "3", "--nbest", "2",
+                                                     "--format", "jsonl"]])
+def test_empty_prefixes_change_nothing(model_dir, tmp_path, capsys, flags):
+    _, plain, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags)
+    code, out, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags,
+                           prefixes=["", "", "  ", "", "\t"])
+    assert code == 0 and out == plain
+
+
+def test_a_prefix_file_of_another_length_is_one_error(model_dir, tmp_path, capsys):
+    code, out, err = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, prefixes=["ZU", "SU"])
+    assert code == 2 and out == ""
+    assert err == (f"error: line count mismatch: {tmp_path / 'src.txt'} has 5 lines, "
+                   f"{tmp_path / 'prefix.txt'} has 2 lines\n")
+    code, _, err = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, "--shortlist",
+                           prefixes=["ZU"] * 5)
+    assert code == 2 and err.startswith("error: --prefix: not with --shortlist")
+
+
+def test_a_long_line_gets_its_prefix_on_its_first_chunk(model_dir, tmp_path, capsys):
+    long_line = " ".join(WORDS[i % len(WORDS)] for i in range(60))
+    src = tmp_path / "src.txt"
+    src.write_text(f"{long_line}\nka lo\n", encoding="utf-8")
+    pre = tmp_path / "prefix.txt"
+    pre.write_text("ZU ZU ZU\nAN\n", encoding="utf-8")
+    assert main(["--model-dir", str(model_dir), "--input", str(src), "--prefix", str(pre),
+                 "--max-input-tokens", "20", "--beam", "2"]) == 0
+    captured = capsys.readouterr()
+    first, second = captured.out.split("\n")[:2]
+    assert f"{src}:1: longer than 20 subwords" in captured.err
+    assert first.startswith("ZU ZU ZU") and second.startswith("AN")
+    # the other chunks are translated as without a prefix
+    _, plain, _ = run_cli(capsys, model_dir, tmp_path, [long_line], "--max-input-tokens", "20",
+                          "--beam", "2")
+    model, cfg, vocabs = load_model(model_dir)
+    tr = Translator(model, vocabs.src, vocabs.tgt, replace(cfg.decode, max_input_tokens=20,
+                                                           beam_size=2))
+    chunks = tr.translate([long_line])[0].hyps
+    with_prefix = tr.translate([long_line], prefixes=["ZU ZU ZU"])[0].hyps
+    assert len(chunks) == len(with_prefix) >= 3
+    assert [h.tokens for h in chunks[1:]] == [h.tokens for h in with_prefix[1:]]
+    assert with_prefix[0].tokens[:3] == vocabs.tgt.encode(["ZU ZU ZU"])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# --sample
+
+
+def test_sampling_writes_n_samples_per_line_and_repeats_with_its_seed(model_dir, tmp_path,
+                                                                       capsys):
+    flags = ["--sample", "--samples", "3"]
+    code, first, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags, "--seed", "7")
+    assert code == 0
+    rows = [line.split(" ||| ") for line in first.splitlines()]
+    assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert [r[1:] for r in rows[3:6]] == [["", "0.000000"]] * 3
+    assert len({r[1] for r in rows}) > 5  # samples differ
+    assert run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags, "--seed", "7")[1] == first
+    assert run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags, "--seed", "8")[1] != first
+    # top-k 1 is greedy search
+    _, greedy_out, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, "--beam", "1")
+    _, top1, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, "--sample", "--top-k", "1")
+    assert top1 == greedy_out
+    # with prefixes, each sample starts with its line's prefix
+    code, out, _ = run_cli(capsys, model_dir, tmp_path, PREFIX_SRC, *flags, "--seed", "1",
+                           prefixes=["ZU", "", "", "AN EL", ""])
+    rows = [line.split(" ||| ") for line in out.splitlines()]
+    assert all(r[1].startswith("ZU") for r in rows[:3])
+    assert all(r[1].startswith("AN EL") for r in rows[9:12])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sample", "--temperature", "0"], "--temperature: must be > 0 (got 0.0)"),
+    (["--sample", "--temperature", "-2"], "--temperature: must be > 0 (got -2.0)"),
+    (["--sample", "--top-p", "0"], "--top-p: must be in (0, 1] (got 0.0)"),
+    (["--sample", "--top-p", "1.5"], "--top-p: must be in (0, 1] (got 1.5)"),
+    (["--sample", "--top-k", "0"], "--top-k: must be >= 1 (got 0)"),
+    (["--sample", "--samples", "0"], "--samples: must be >= 1 (got 0)"),
+    (["--top-k", "5"], "--top-k: only with --sample"),
+    (["--seed", "1"], "--seed: only with --sample"),
+    (["--sample", "--beam", "4"], "--beam 4 with --sample: sampling draws one path per "
+     "sample; drop --beam (--samples N gives N outputs per line)"),
+    (["--sample", "--nbest", "2"], "--nbest with --sample: use --samples N for N outputs "
+     "per line"),
+    (["--sample", "--length-penalty", "average"], "--length-penalty ranks beam-search "
+     "hypotheses; not with --sample"),
+    (["--sample", "--samples", "2", "--replace-unk"], "--replace-unk works on the 1-best "
+     "output; drop --nbest/--samples"),
+])
+def test_bad_sampling_flags_are_one_line(model_dir, tmp_path, capsys, flags, message):
+    code, out, err = run_cli(capsys, model_dir, tmp_path, ["ka lo"], *flags)
+    assert (code, out, err) == (2, "", f"error: {message}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# A terminal on stdin: line by line
+
+
+class FakeTerminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stdin_is_interactive_only_from_a_terminal():
+    from nmt.cli.translate import add_arguments, interactive
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    bare = parser.parse_args(["--model-dir", "m"])
+    assert interactive(bare, FakeTerminal())
+    assert not interactive(bare, io.BytesIO())  # a pipe or a file
+    for flags in (["--input", "f"], ["--output", "f"], ["--prefix", "f"]):
+        assert not interactive(parser.parse_args(["--model-dir", "m", *flags]), FakeTerminal())
+
+
+def test_each_line_is_written_and_flushed_before_the_next_is_read():
+    from nmt.cli.translate import translate_interactively
+
+    events = []
+
+    class Stdin(FakeTerminal):
+        def readline(self, *args):
+            events.append("read")
+            return super().readline(*args)
+
+    class Stdout(io.StringIO):
+        def flush(self):
+            events.append("flush")
+
+    out = Stdout()
+    stdin = Stdin(b"ka lo\n\nmi \xff\nsu\n")
+    calls = []
+
+    def translate(lines, start):
+        calls.append((lines, start))
+        return f"<{lines[0]}>\n"
+
+    assert translate_interactively(translate, stdin, out) == 4
+    assert calls == [(["ka lo"], 0), ([""], 1), ([""], 2), (["su"], 3)]  # bad UTF-8: ""
+    assert out.getvalue() == "<ka lo>\n<>\n<>\n<su>\n"
+    assert events == ["read", "flush"] * 4 + ["read"]
+
+
+def test_a_terminal_gets_each_translation_as_its_line_is_entered(model_dir):
+    """A real pseudo-terminal on stdin: the first translation arrives while the command
+    still waits for the second line."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "translate", "--model-dir",
+                             str(model_dir), "--beam", "1", "--quiet"], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    os.close(slave)
+
+    def next_line() -> str:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready, "no translation before the next line was entered"
+        return proc.stdout.readline().decode("utf-8")
+
+    try:
+        os.write(master, b"ka lo mi\n")
+        first = next_line()
+        os.write(master, b"su ta\n")
+        second = next_line()
+        os.write(master, b"\x04")  # Ctrl-D: end of input
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        os.close(master)
+    model, cfg, vocabs = load_model(model_dir)
+    tr = Translator(model, vocabs.src, vocabs.tgt, replace(cfg.decode, beam_size=1))
+    assert [first, second] == [t.text + "\n" for t in tr.translate(["ka lo mi", "su ta"])]

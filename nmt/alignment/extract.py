@@ -119,6 +119,20 @@ def empty_alignment(line: int, src: str = "", tgt: str = "") -> SentenceAlignmen
                              np.zeros((0, 0)), 0.0, WordAlignment(np.zeros((T, S)), np.zeros(T)))
 
 
+def _pair_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], batch_size: int,
+                  device: torch.device | str):
+    """Batches of similar lengths, longest first: (input positions, src (B, S) on `device`,
+    src_lengths (B,), tgt_in (B, T) = BOS + target, tgt_out (B, T) = target + EOS)."""
+    order = sorted(range(len(src_ids)), key=lambda k: (len(src_ids[k]), len(tgt_ids[k])),
+                   reverse=True)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start: start + batch_size]
+        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
+        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
+        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
+        yield chunk, src.to(device), src_lengths, tgt_in, tgt_out
+
+
 @torch.inference_mode()
 def forced_decode(model: Seq2Seq, src_ids: list[list[int]], tgt_ids: list[list[int]],
                   batch_size: int) -> list[Hypothesis]:
@@ -129,15 +143,10 @@ def forced_decode(model: Seq2Seq, src_ids: list[list[int]], tgt_ids: list[list[i
     and the log-probs of the given tokens and EOS.
     """
     device = next(model.parameters()).device
-    order = sorted(range(len(src_ids)), key=lambda k: (len(src_ids[k]), len(tgt_ids[k])),
-                   reverse=True)
     out: list[Hypothesis | None] = [None] * len(src_ids)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start: start + batch_size]
-        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
-        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
-        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
-        result = model(src.to(device), src_lengths, tgt_in)
+    for chunk, src, src_lengths, tgt_in, tgt_out in _pair_batches(src_ids, tgt_ids,
+                                                                  batch_size, device):
+        result = model(src, src_lengths, tgt_in)
         log_probs = F.log_softmax(result.logits.float(), dim=-1)
         token_lp = log_probs.gather(2, tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
         attn = result.attn.float().cpu()  # (B, T, S)
@@ -154,15 +163,10 @@ def forced_decode_steps(model: Decodable, src_ids: list[list[int]], tgt_ids: lis
                         ) -> list[Hypothesis]:
     """`forced_decode` for anything search decodes with (an ensemble: its combined
     log-probs and mean attention), one `decode_step` per target position."""
-    order = sorted(range(len(src_ids)), key=lambda k: (len(src_ids[k]), len(tgt_ids[k])),
-                   reverse=True)
     out: list[Hypothesis | None] = [None] * len(src_ids)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start: start + batch_size]
-        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
-        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
-        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
-        memory, state = model.encode(src.to(device), src_lengths)
+    for chunk, src, src_lengths, tgt_in, tgt_out in _pair_batches(src_ids, tgt_ids,
+                                                                  batch_size, device):
+        memory, state = model.encode(src, src_lengths)
         scores, rows = [], []
         for t in range(tgt_in.size(1)):
             step = model.decode_step(tgt_in[:, t], state, memory)

@@ -99,6 +99,10 @@ def write_report(path: str | Path, sentences: Sequence[SentenceAlignment], title
     return Path(path)
 
 
+# how to install what --plot needs (the README's set-up: the virtual environment in .venv)
+PLOT_INSTALL = ".venv/bin/pip install -e '.[plot]'"
+
+
 def have_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
@@ -107,7 +111,7 @@ def plot_heatmaps(out_dir: str | Path, sentences: Sequence[SentenceAlignment],
                   limit: int) -> list[Path]:
     """heatmap_{line}.png for the first `limit` non-empty sentences; hard links marked."""
     if not have_matplotlib():
-        raise NmtError("--plot needs matplotlib: pip install 'nmt[plot]'")
+        raise NmtError(f"--plot needs matplotlib: {PLOT_INSTALL}")
     from matplotlib.figure import Figure  # the optional `plot` extra; no pyplot global state
 
     out_dir = Path(out_dir)

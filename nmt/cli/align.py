@@ -1,4 +1,4 @@
-"""`align --checkpoint DIR --src FILE [--tgt FILE] --out DIR`: word alignments from attention.
+"""`nmt align --model-dir DIR --src FILE [--tgt FILE] --out DIR`: word alignments from attention.
 
 Without --tgt the model translates the source (beam search, or greedy with --beam 1) and the
 chosen hypothesis' own attention is used; with --tgt the given translations are forced
@@ -32,11 +32,12 @@ from nmt.errors import NmtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="DIR", action="append",
+    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", required=True,
+                        metavar="DIR", action="append",
                         help="model directory (uses best.pt, else last.pt) or a .pt file in "
                         "one; repeat it to align with an ensemble (its mean attention)")
     parser.add_argument("--ensemble-weights", type=float, nargs="+", metavar="W",
-                        help="one weight per --checkpoint (default equal)")
+                        help="one weight per --model-dir (default equal)")
     parser.add_argument("--ensemble-combine", choices=("prob", "logprob"), default="prob",
                         help="how the members' next-token distributions combine")
     parser.add_argument("--src", required=True, metavar="FILE", help="source text")
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from nmt.alignment.report import have_matplotlib
+    from nmt.alignment.report import PLOT_INSTALL, have_matplotlib
 
     for flag, value in (("--beam", args.beam), ("--batch-size", args.batch_size),
                         ("--num-threads", args.num_threads)):
@@ -75,7 +76,7 @@ def _check(args: argparse.Namespace) -> None:
         raise NmtError("--beam chooses the search for the model's own translations; "
                        "drop it with --tgt (forced decoding)")
     if args.plot and not have_matplotlib():
-        raise NmtError("--plot needs matplotlib: pip install 'nmt[plot]'")
+        raise NmtError(f"--plot needs matplotlib: {PLOT_INSTALL}")
     input_file(args.src, "--src")
     if args.tgt:
         input_file(args.tgt, "--tgt")
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         src_lines = src_lines[: args.limit]
         tgt_lines = tgt_lines[: args.limit] if tgt_lines is not None else None
-    loaded = load(args.checkpoint, weights=args.ensemble_weights,
+    loaded = load(args.model_dir, weights=args.ensemble_weights,
                   combine=args.ensemble_combine, fused=False)  # the kernels of training
     model, cfg, vocabs = loaded.decodable, loaded.cfg, loaded.vocabs
     decode = dataclasses.replace(cfg.decode, **{k: v for k, v in (
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="align", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="align", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run_guarded(run, parser.parse_args(argv))

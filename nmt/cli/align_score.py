@@ -1,4 +1,4 @@
-"""`align-score --pred FILE --gold FILE`: precision, recall and AER of word alignments.
+"""`nmt align-score --pred FILE --gold FILE`: precision, recall and AER of word alignments.
 
 Both files hold one line of Pharaoh links per sentence, 0-based `i-j` (source word i, target
 word j). Gold links may be sure (`i-j`) or possible (`i?j`, `ipj`); predicted links all count

@@ -1,8 +1,8 @@
-"""`bleu_benchmark --config FILE --model-dir DIR --name NAME`: train, tune on dev, score tests.
+"""`nmt benchmark --config FILE --model-dir DIR --name NAME`: train, tune on dev, score tests.
 
 `--ensemble DIR [DIR ...]` evaluates the ensemble of trained model directories instead (each
 member's weights chosen on dev as for one model), with every member's training minutes and
-its own scores beside the ensemble's.
+its own scores beside the ensemble's. `python scripts/bleu_benchmark.py` is the same command.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from nmt.cli.guard import run_guarded
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="config to train with (omit to only "
                         "evaluate an existing model directory)")
-    parser.add_argument("--model-dir", metavar="DIR", help="the model directory to train and "
-                        "evaluate (or --ensemble)")
+    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", metavar="DIR",
+                        help="the model directory to train and evaluate (or --ensemble)")
     parser.add_argument("--ensemble", nargs="+", metavar="DIR",
                         help="evaluate the ensemble of these trained model directories")
     parser.add_argument("--name", required=True, help="results name, e.g. multi30k-en-de")
-    parser.add_argument("--out", default="data/benchmarks", metavar="DIR")
+    parser.add_argument("--out", default="data/benchmarks", metavar="DIR",
+                        help="where the results JSON and hypotheses go (default "
+                        "data/benchmarks)")
     parser.add_argument("--weights", metavar="FILE",
                         help="weights file inside DIR to evaluate (default: best.pt or the "
                         "average of the last --average validations, whichever has the higher "
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candidates tried on the dev split (comma-separated)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override (repeatable); when resuming only train.*")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
 def _search_grid(args: argparse.Namespace) -> tuple[list[int], list[str]]:
@@ -60,7 +62,7 @@ def _search_grid(args: argparse.Namespace) -> tuple[list[int], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.bench.bleu import run_benchmark, select_weights, train_info
+    from nmt.bench.bleu import run_benchmark, train_info
     from nmt.config import load_config, resume_overrides
     from nmt.errors import NmtError
     from nmt.training.trainer import train
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ensemble:
         return _run_ensemble(args, beams, penalties)
     if not args.model_dir:
-        raise NmtError("bleu_benchmark needs --model-dir DIR (or --ensemble DIR DIR ...)")
+        raise NmtError("benchmark needs --model-dir DIR (or --ensemble DIR DIR ...)")
     model_dir = Path(args.model_dir)
     if args.config:
         if (model_dir / "last.pt").is_file():  # resume: the run's own config, train.* --set
@@ -79,12 +81,7 @@ def run(args: argparse.Namespace) -> int:
             train(load_config(args.config, args.set), model_dir, quiet=args.quiet)
     elif not (model_dir / "last.pt").is_file():
         raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
-    if args.weights:
-        weights, selection = model_dir / args.weights, {"chosen": args.weights, "note": "given"}
-    else:
-        weights, selection = select_weights(model_dir, args.average)
-    if not weights.is_file():
-        raise NmtError(f"{weights}: not found")
+    weights, selection = _weights(model_dir, args, "")
     record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
                            train_info(model_dir), selection=selection)
     _print_summary(record)
@@ -92,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[str]) -> int:
-    from nmt.bench.bleu import run_benchmark, select_weights, train_info
+    from nmt.bench.bleu import run_benchmark, train_info
     from nmt.errors import NmtError
 
     if args.config or args.model_dir:
@@ -102,12 +99,7 @@ def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[st
     for d in map(Path, args.ensemble):
         if not (d / "last.pt").is_file():
             raise NmtError(f"--ensemble {d}: no trained model there (no last.pt)")
-        if args.weights:
-            w, selection = d / args.weights, {"chosen": args.weights, "note": "given"}
-        else:
-            w, selection = select_weights(d, args.average)
-        if not w.is_file():
-            raise NmtError(f"--ensemble {d}: {w} not found")
+        w, selection = _weights(d, args, f"--ensemble {d}: ")
         weights.append(w)
         members.append({"model_dir": str(d), "train": train_info(d), "selection": selection})
     record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
@@ -115,6 +107,20 @@ def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[st
     print(f"members' training: {record['train_minutes_total']} minutes in all")
     _print_summary(record)
     return 0
+
+
+def _weights(model_dir: Path, args: argparse.Namespace, where: str) -> tuple[Path, dict]:
+    """The weights file to evaluate in `model_dir` (--weights, or chosen on dev) and how."""
+    from nmt.bench.bleu import select_weights
+    from nmt.errors import NmtError
+
+    if args.weights:
+        weights, selection = model_dir / args.weights, {"chosen": args.weights, "note": "given"}
+    else:
+        weights, selection = select_weights(model_dir, args.average)
+    if not weights.is_file():
+        raise NmtError(f"{where}{weights}: not found")
+    return weights, selection
 
 
 def _print_summary(record: dict) -> None:

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsample translations ({sample_src}):")
     for line, t in zip(sample, translator.translate(sample), strict=True):
         print(f"  {line}\n    -> {t.text}")
-    print(f"\nmodel directory: {model_dir}\ntranslate a file with:\n  python scripts/translate.py "
-          f"--checkpoint {model_dir} --input {sample_src}")
+    print(f"\nmodel directory: {model_dir}\ntranslate a file with:\n  .venv/bin/nmt translate "
+          f"--model-dir {model_dir} --input {sample_src}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`plot DIR [DIR ...]`: training curves (loss and dev BLEU against updates and minutes)
+"""`nmt plot DIR [DIR ...]`: training curves (loss and dev BLEU against updates and minutes)
 of one or several runs, from each model directory's metrics.jsonl: a self-contained HTML
 page, and a PNG with matplotlib."""
 

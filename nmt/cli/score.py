@@ -1,4 +1,4 @@
-"""`score --hyp FILE REF [REF ...]`: corpus BLEU/chrF/TER of a detokenized hypothesis file.
+"""`nmt score --hyp FILE REF [REF ...]`: corpus BLEU/chrF/TER of a detokenized hypothesis file.
 
 Prints one line per metric with its sacrebleu signature, or with `--json` one JSON object.
 `--hyp -` reads the hypotheses from stdin. Files may be gzipped and must be valid UTF-8.

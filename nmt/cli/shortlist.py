@@ -1,4 +1,4 @@
-"""`shortlist --model-dir DIR [--frequent N] [--per-source K]`: a target-vocabulary shortlist.
+"""`nmt shortlist --model-dir DIR [--frequent N] [--per-source K]`: a target-vocabulary shortlist.
 
 Reads DIR's config.yaml and subword models, reads the training split as training does
 (cleaned, tokenized, length-filtered; streamed, never loaded whole, when the config says
@@ -24,7 +24,8 @@ from nmt.decoding.shortlist import DEFAULT_FREQUENT, DEFAULT_MIN_COUNT, DEFAULT_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, metavar="DIR",
+    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", required=True,
+                        metavar="DIR",
                         help="a model directory (config.yaml, subword models)")
     parser.add_argument("--frequent", type=int, default=DEFAULT_FREQUENT, metavar="N",
                         help=f"always allow the N most frequent target subwords "

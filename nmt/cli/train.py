@@ -1,4 +1,4 @@
-"""`train --config FILE --model-dir DIR` or `train --resume DIR`: train a model."""
+"""`nmt train --config FILE --model-dir DIR` or `nmt train --resume DIR`: train a model."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from nmt.errors import NmtError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (see data/configs/)")
-    parser.add_argument("--model-dir", metavar="DIR", help="where config, subwords and "
-                        "checkpoints go (a new directory)")
+    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", metavar="DIR",
+                        help="where config, subwords and checkpoints go (a new directory)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (repeatable); on --resume only train.* "
                         "(see the README for which keys may change)")
     parser.add_argument("--max-time", type=float, metavar="SECONDS",
                         help="wall-time budget of the whole run in seconds (summed across resumes)")
-    parser.add_argument("--max-epochs", type=int, metavar="N")
-    parser.add_argument("--max-steps", type=int, metavar="N")
+    parser.add_argument("--max-epochs", type=int, metavar="N",
+                        help="stop after N passes over the training data")
+    parser.add_argument("--max-steps", type=int, metavar="N",
+                        help="stop after N updates")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 

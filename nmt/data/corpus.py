@@ -117,8 +117,50 @@ def _load_jsonl(cfg: DataConfig, split: str) -> datasets.Dataset:
     return _select_columns(ds, cfg, str(file))
 
 
+SAVED_SPLIT = "train"  # the split name a folder saved from one `Dataset` answers to
+
+
+def saved_dataset(cfg: DataConfig) -> Path | None:
+    """The folder of data.path if `Dataset.save_to_disk` wrote it (one Dataset: a state.json
+    and no dataset_dict.json), else None. A `DatasetDict.save_to_disk` folder is not one:
+    `datasets.load_dataset` reads its splits like a hub dataset's."""
+    if cfg.format != "hub" or not cfg.path:
+        return None
+    path = Path(cfg.path).expanduser()
+    if (path / datasets.config.DATASET_STATE_JSON_FILENAME).is_file() and not (
+            path / datasets.config.DATASETDICT_JSON_FILENAME).is_file():
+        return path
+    return None
+
+
+def load_saved_split(cfg: DataConfig, split: str) -> datasets.Dataset:
+    """A split of a folder written by `Dataset.save_to_disk` (see `saved_dataset`), columns
+    as the file still holds them.
+
+    One saved Dataset has no split names of its own: it is the split "train", and a split
+    may be "train" or a slice of it in `datasets`' split syntax ("train[:95%]",
+    "train[-500:]", "train[:1000]+train[2000:]"), so one saved Dataset can serve both
+    data.train_split and data.dev_split. Any other name is one error saying so.
+    """
+    path = saved_dataset(cfg)
+    assert path is not None
+    ds = datasets.load_from_disk(str(path))  # memory-mapped, nothing read yet
+    try:
+        ranges = datasets.ReadInstruction.from_spec(split).to_absolute({SAVED_SPLIT: len(ds)})
+    except ValueError:
+        raise NmtError(f"data.path {cfg.path} holds one Dataset (saved with "
+                       f"Dataset.save_to_disk), read as the split '{SAVED_SPLIT}'; there is no "
+                       f"split '{split}': use '{SAVED_SPLIT}' or a slice of it such as "
+                       f"'{SAVED_SPLIT}[:95%]' / '{SAVED_SPLIT}[95%:]', or save a DatasetDict"
+                       ) from None
+    parts = [ds.select(range(r.from_, r.to)) for r in ranges]
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
 def _load_hub(cfg: DataConfig, split: str) -> datasets.Dataset:
     what = f"dataset '{cfg.path}'" + (f" (config '{cfg.hub_config}')" if cfg.hub_config else "")
+    if saved_dataset(cfg) is not None:
+        return _select_columns(load_saved_split(cfg, split), cfg, what)
     try:
         ds = datasets.load_dataset(cfg.path, cfg.hub_config, split=split, cache_dir=cfg.cache_dir)
     except ValueError as e:

@@ -1,6 +1,7 @@
 """Streaming training data: corpora read as `datasets.IterableDataset`, never loaded whole.
 
-`data.streaming: true` reads the training split lazily: a hub id with `streaming=True`, or
+`data.streaming: true` reads the training split lazily: a hub id with `streaming=True`, a
+folder saved from one `Dataset` memory-mapped (`nmt.data.corpus.load_saved_split`), or
 local files through a generator. Per epoch, the pipeline is
     stream -> tokenize and filter (chunks) -> shuffle buffer -> windows -> token batches,
 with every random choice drawn from one generator seeded by (seed, epoch). Memory holds at
@@ -31,7 +32,9 @@ from nmt.data.corpus import (
     check_data_path,
     has_text,
     length_filter,
+    load_saved_split,
     pair_columns,
+    saved_dataset,
     split_file,
     tsv_pair,
 )
@@ -83,6 +86,8 @@ def stream_pairs(cfg: DataConfig, split: str) -> Iterator[tuple[str, str]]:
         file = str(split_file(cfg, split, "tsv"))
         ds, what = datasets.IterableDataset.from_generator(_tsv_pairs, gen_kwargs={
             "file": file}), file
+    elif saved_dataset(cfg) is not None:  # one Dataset saved to disk: memory-mapped
+        ds, what = load_saved_split(cfg, split).to_iterable_dataset(), f"dataset '{cfg.path}'"
     else:
         path = "json" if cfg.format == "jsonl" else cfg.path
         files = str(split_file(cfg, split, "jsonl")) if cfg.format == "jsonl" else None

@@ -176,6 +176,6 @@ def check_members(tgt_vocabs: Sequence[SubwordVocab], names: Sequence[str]) -> N
     proto = tgt_vocabs[0].sp.serialized_model_proto()
     for vocab, name in zip(tgt_vocabs[1:], names[1:], strict=True):
         if vocab.sp.serialized_model_proto() != proto:
-            raise NmtError(f"--checkpoint {name}: its target vocabulary ({vocab.path}) differs "
+            raise NmtError(f"--model-dir {name}: its target vocabulary ({vocab.path}) differs "
                            f"from {names[0]}'s; the members of an ensemble must share it")
 

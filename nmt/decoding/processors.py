@@ -7,6 +7,8 @@
   return a new tensor.
 - `LengthPenalty`: turns a hypothesis' summed log-prob into a length-normalised score.
 - `coverage_penalty`: GNMT's penalty for source words that received too little attention.
+- `Prefixes` and `force_tokens`: target prefixes (the output of a sentence starts with its
+  prefix, and search goes on from there), forced one step at a time after the processors.
 
 The ranking score of a beam hypothesis is `LengthPenalty.normalise(raw, L) + coverage_penalty`,
 where raw is the sum of its token log-probs and L the number of tokens it emitted (EOS
@@ -18,10 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
-from nmt.special import EOS_ID, UNK_ID
+from nmt.special import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 LogProbProcessor = Callable[[torch.Tensor, int, "torch.Tensor | None"], torch.Tensor]
 
@@ -141,3 +144,79 @@ def coverage_penalty(attn_sum: torch.Tensor, mask: torch.Tensor, beta: float) ->
         return attn_sum.new_zeros(attn_sum.size(0))
     logs = attn_sum.clamp(max=1.0).log()
     return beta * torch.where(mask, logs, torch.zeros_like(logs)).sum(dim=-1)
+
+
+# ---------------------------------------------------------------------------- target prefixes
+
+
+@dataclass(frozen=True)
+class Prefixes:
+    """The target prefix of each sentence of a batch: the first len(ids[i]) tokens sentence
+    i emits are ids[i], whatever the model prefers; the search goes on from there (nothing
+    after the prefix is forced, EOS included). An empty prefix forces nothing.
+
+    The prefix tokens count as emitted tokens: their log-probs (the model's, before any
+    processor) are in the hypothesis' score, and they count in its length, as in fairseq.
+    """
+
+    ids: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, prefix: Sequence[Sequence[int]] | None, n: int) -> Prefixes:
+        """Prefixes of `n` sentences (None: none); a prefix holding BOS, EOS or PAD, or a
+        count other than n, is a ValueError."""
+        if prefix is None:
+            return cls(((),) * n)
+        if len(prefix) != n:
+            raise ValueError(f"prefix: {len(prefix)} prefixes for {n} sentences")
+        ids = tuple(tuple(int(t) for t in p) for p in prefix)
+        special = {BOS_ID, EOS_ID, PAD_ID} & {t for p in ids for t in p}
+        if special:
+            raise ValueError(f"prefix: holds special token id(s) {sorted(special)} "
+                             f"(BOS, EOS or PAD)")
+        return cls(ids)
+
+    def limits(self, limits: list[int]) -> list[int]:
+        """Maximum lengths raised to fit each prefix and one token after it."""
+        return [max(n, len(p) + 1 if p else 0) for n, p in zip(limits, self.ids, strict=True)]
+
+    @cached_property
+    def longest(self) -> int:
+        return max(map(len, self.ids), default=0)
+
+    def forced(self, t: int, sentences: Sequence[int], device: torch.device, rows: int = 1
+               ) -> torch.Tensor | None:
+        """The token each row must emit at step t, -1 where the row is free: `rows`
+        consecutive rows per sentence of `sentences` (a beam), (len(sentences) * rows,);
+        None when no row is forced."""
+        if t >= self.longest:
+            return None
+        tokens = [p[t] if t < len(p) else -1 for p in (self.ids[i] for i in sentences)]
+        if all(x < 0 for x in tokens):
+            return None
+        forced = torch.tensor(tokens, dtype=torch.long, device=device)
+        return forced.repeat_interleave(rows) if rows > 1 else forced
+
+
+def force_tokens(log_probs: torch.Tensor, raw: torch.Tensor, forced: torch.Tensor | None,
+                 vocab: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows r with forced[r] >= 0 may emit only that target id, at the model's own log-prob
+    (`raw`, before the processors: a prefix may hold a token they ban); other rows unchanged.
+
+    Shapes: log_probs, raw (N, V'), columns over the ids `vocab` (V',) under a shortlist;
+    forced (N,) or None. A forced id outside the shortlist's columns is a ValueError.
+    """
+    if forced is None:
+        return log_probs
+    rows = (forced >= 0).nonzero().squeeze(1)
+    ids = forced.index_select(0, rows)
+    if vocab is None:
+        cols = ids
+    else:
+        match = vocab.unsqueeze(0) == ids.unsqueeze(1)  # (R, V')
+        if not bool(match.any(dim=1).all()):
+            raise ValueError("prefix: a prefix token is not among the shortlist's candidates")
+        cols = match.long().argmax(dim=1)
+    out = log_probs.index_fill(0, rows, -math.inf)
+    out[rows, cols] = raw[rows, cols]
+    return out

@@ -5,17 +5,26 @@ nothing but characters sentencepiece's normalization removes, such as U+200B) gi
 output without touching the model, and a line longer than `max_input_tokens` subwords is
 split at word boundaries into chunks that are translated separately and joined with a space
 on the same output line (nothing is truncated or dropped).
+
+A target prefix per line (`translate(lines, prefixes=...)`) is encoded with the target
+subword model and forced on the line's first chunk: the translation starts with it and
+search goes on from there; an empty (or whitespace-only, or None) prefix changes nothing,
+and an empty input line stays empty, prefix or not. With `sampling`, each chunk's seed is
+drawn in input order from one generator seeded per call, so a line's samples do not depend
+on the batches it is decoded in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nmt.config import DecodeConfig
 from nmt.data.vocab import SubwordVocab
 from nmt.data.words import MARK, piece_words
 from nmt.decoding.decode import Search, decode_ids, make_search
+from nmt.decoding.sampling import Sampling
 from nmt.decoding.search import Decodable, Hypothesis
 from nmt.decoding.shortlist import Shortlist
 from nmt.decoding.unk import replace_unks
@@ -62,28 +71,35 @@ class Translation:
 
 
 class Translator:
-    """Translates lines with `search` (default: what `cfg` asks for). `model` is a `Seq2Seq`
-    or anything search can decode with (an `nmt.decoding.ensemble.Ensemble`, a model under
-    its shortlist). With a `shortlist`, each batch scores only its candidate target ids (see
-    `nmt.decoding.shortlist`)."""
+    """Translates lines with `search` (default: what `cfg` and `sampling` ask for). `model`
+    is a `Seq2Seq` or anything search can decode with (an `nmt.decoding.ensemble.Ensemble`,
+    a model under its shortlist). With a `shortlist`, each batch scores only its candidate
+    target ids (see `nmt.decoding.shortlist`). With `sampling`, the search samples and every
+    call draws each chunk's seed (see the module docstring)."""
 
     def __init__(self, model: Seq2Seq | Decodable, src_vocab: SubwordVocab,
                  tgt_vocab: SubwordVocab,
                  cfg: DecodeConfig, search: Search | None = None, device: str = "cpu",
-                 shortlist: Shortlist | None = None):
+                 shortlist: Shortlist | None = None, sampling: Sampling | None = None):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
-        self.cfg, self.device = cfg, device
-        self.search = search or make_search(cfg)
+        self.cfg, self.device, self.sampling = cfg, device, sampling
+        self.search = search or make_search(cfg, sampling=sampling)
         self.shortlist = shortlist
         # what search decodes with: the model, or the model under the shortlist (built once:
         # it keeps an int8 output layer's unpacked weight between calls)
         self.decodable = model if shortlist is None else shortlist.restrict(model)
 
     def translate(self, lines: list[str], progress: bool = False,
-                  on_split: Callable[[int, int], None] | None = None) -> list[Translation]:
-        """Translate lines; `on_split(line_no, n_chunks)` reports lines that were chunked."""
+                  on_split: Callable[[int, int], None] | None = None,
+                  prefixes: Sequence[str | None] | None = None) -> list[Translation]:
+        """Translate lines; `on_split(line_no, n_chunks)` reports lines that were chunked.
+        prefixes: one target prefix per line (None or "" for none)."""
+        if prefixes is not None and len(prefixes) != len(lines):
+            raise ValueError(f"prefixes: {len(prefixes)} prefixes for {len(lines)} lines")
+        prefix_ids = self.encode_prefixes(prefixes) if prefixes is not None else None
         chunks: list[list[int]] = []
         owner: list[int] = []
+        chunk_prefix: list[list[int]] = []
         for n, line in enumerate(lines):
             if not line.strip():
                 continue
@@ -94,12 +110,25 @@ class Translator:
                 on_split(n + 1, len(parts))
             chunks.extend(parts)
             owner.extend([n] * len(parts))
+            if prefix_ids is not None:  # the line's prefix starts its first chunk
+                chunk_prefix.extend([prefix_ids[n]] + [[]] * (len(parts) - 1))
+        per_sentence: dict[str, Sequence[Any]] = {}
+        if prefix_ids is not None and any(chunk_prefix):
+            per_sentence["prefix"] = chunk_prefix
+        if self.sampling is not None:
+            per_sentence["seeds"] = self.sampling.seeds(len(chunks))
         hyps = decode_ids(self.decodable, chunks, self.search, self.cfg.batch_size, self.device,
-                          progress)
+                          progress, per_sentence)
         per_line: list[list[Hypothesis]] = [[] for _ in lines]
         for n, hyp in zip(owner, hyps, strict=True):
             per_line[n].append(hyp)
         return [Translation(self.detok(h), h) for h in per_line]
+
+    def encode_prefixes(self, prefixes: Sequence[str | None]) -> list[list[int]]:
+        """Target subword ids of each prefix (None, "" or whitespace: [])."""
+        texts = [p if p and p.strip() else "" for p in prefixes]
+        return [ids if text else [] for text, ids in
+                zip(texts, self.tgt_vocab.encode(texts), strict=True)]
 
     def nbest(self, translation: Translation, n: int) -> list[tuple[str, float]]:
         """(text, score) of the n-best list, best first, at most `n` entries (needs a search

@@ -55,17 +55,17 @@ def keep_freed_memory() -> bool:
     return _kept
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available, else cpu; anything else must exist here."""
+def resolve_device(name: str, what: str = "train.device") -> torch.device:
+    """'auto' -> cuda if available, else cpu; anything else must exist here. Errors name
+    `what` (the config key or argument the name came from)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise NmtError(f"train.device: '{name}' is not a device "
-                       "(auto, cpu, cuda, cuda:N)") from None
+        raise NmtError(f"{what}: '{name}' is not a device (auto, cpu, cuda, cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise NmtError(f"train.device: '{name}' asked for, but no CUDA device is available")
+        raise NmtError(f"{what}: '{name}' asked for, but no CUDA device is available")
     return device
 
 
