@@ -5,7 +5,8 @@ needs, at a fraction of a general client's CPU per request (which matters when t
 share a small machine's cores with the server they measure). Responses must carry a
 Content-Length (Starlette's JSON and HTML responses do); a response that says
 `Connection: close`, or a failed exchange, closes the connection and the next request opens a
-new one.
+new one. A reused connection that the server closed while it was idle (its keep-alive timeout)
+is reopened and the request sent again, once, as general clients do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+
+
+class _ClosedWhileIdle(ConnectionError):
+    """End of stream before a response's first byte."""
 
 
 class Connection:
@@ -52,6 +57,16 @@ class Connection:
                 pass
 
     async def _exchange(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        reused = self._streams is not None
+        try:
+            return await self._once(method, path, body)
+        except _ClosedWhileIdle:
+            if not reused:
+                raise
+            await self.close()  # the server closed the idle keep-alive connection: retry once
+            return await self._once(method, path, body)
+
+    async def _once(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
@@ -63,6 +78,8 @@ class Connection:
         except ConnectionError:  # refused early (e.g. 413 before the body): read the answer
             pass
         status_line = await reader.readline()
+        if not status_line:
+            raise _ClosedWhileIdle("the server closed the connection before answering")
         parts = status_line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
             raise ValueError(f"not an HTTP response: {status_line[:80]!r}")
