@@ -26,20 +26,13 @@ import argparse
 import dataclasses
 import sys
 
-from nmt.cli.files import input_file
+from nmt.cli.files import add_model_arguments, input_file
 from nmt.cli.guard import run_guarded
 from nmt.errors import NmtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", required=True,
-                        metavar="DIR", action="append",
-                        help="model directory (uses best.pt, else last.pt) or a .pt file in "
-                        "one; repeat it to align with an ensemble (its mean attention)")
-    parser.add_argument("--ensemble-weights", type=float, nargs="+", metavar="W",
-                        help="one weight per --model-dir (default equal)")
-    parser.add_argument("--ensemble-combine", choices=("prob", "logprob"), default="prob",
-                        help="how the members' next-token distributions combine")
+    add_model_arguments(parser, "repeat it to align with an ensemble (its mean attention)")
     parser.add_argument("--src", required=True, metavar="FILE", help="source text")
     parser.add_argument("--tgt", metavar="FILE",
                         help="target text to force-decode (default: the model's translations)")

@@ -42,6 +42,7 @@ import sys
 from collections.abc import Callable
 from typing import IO
 
+from nmt.cli.files import add_model_arguments
 from nmt.cli.guard import run_guarded
 
 # the decode.* keys that translate's flags set, each with its flag (errors name the flag)
@@ -54,14 +55,8 @@ SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", "--checkpoint", dest="model_dir", required=True,
-                        metavar="DIR", action="append",
-                        help="model directory (uses best.pt, else last.pt) or a .pt file in "
-                        "one; repeat it to decode with an ensemble of the models")
-    parser.add_argument("--ensemble-weights", type=float, nargs="+", metavar="W",
-                        help="one weight per --model-dir (default equal)")
-    parser.add_argument("--ensemble-combine", choices=("prob", "logprob"), default="prob",
-                        help="mean of the members' probabilities (default) or of their "
+    add_model_arguments(parser, "repeat it to decode with an ensemble of the models",
+                        "mean of the members' probabilities (default) or of their "
                         "log-probabilities, renormalised")
     parser.add_argument("--input", metavar="FILE", help="source text, one sentence per line "
                         "(default: stdin; from a terminal, line by line as entered)")
