@@ -69,3 +69,26 @@ def fast_linear(layer):
 
     layer.__class__ = FastLinear
     return layer
+
+
+class EditedSteps:
+    """A decodable model whose every step's log-probs (a copy) pass through `edit` first;
+    encoding and beam reordering are the wrapped model's."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def edit(self, log_probs):  # (B, V), changed in place
+        raise NotImplementedError
+
+    def encode(self, src, src_lengths):
+        return self.model.encode(src, src_lengths)
+
+    def decode_step(self, tokens, state, memory):
+        step = self.model.decode_step(tokens, state, memory)
+        step.log_probs = step.log_probs.clone()
+        self.edit(step.log_probs)
+        return step
+
+    def reorder_state(self, state, index):
+        return self.model.reorder_state(state, index)

@@ -14,6 +14,7 @@ from nmt.decoding.decode import decode_ids, sample_search
 from nmt.decoding.sampling import Sampling, draw, kept_distribution, sample
 from nmt.decoding.search import greedy
 from nmt.special import BOS_ID, EOS_ID, PAD_ID
+from tests.helpers import EditedSteps
 from tests.test_beam import PrefixModel, tiny_model
 from tests.test_model import VARIANTS, padded_batch
 
@@ -74,23 +75,12 @@ def test_kept_distribution_and_draw():
     assert draw(log_probs[:1], torch.tensor([1.0]), top_k=2).tolist() == [2]
 
 
-class NoPadBos:
+class NoPadBos(EditedSteps):
     """An untrained model's greedy search often picks PAD or BOS, which sampling never
     draws: the same model with both at -inf, for greedy and sampling alike."""
 
-    def __init__(self, model):
-        self.model = model
-
-    def encode(self, src, src_lengths):
-        return self.model.encode(src, src_lengths)
-
-    def decode_step(self, tokens, state, memory):
-        step = self.model.decode_step(tokens, state, memory)
-        step.log_probs[:, [PAD_ID, BOS_ID]] = -float("inf")
-        return step
-
-    def reorder_state(self, state, index):
-        return self.model.reorder_state(state, index)
+    def edit(self, log_probs):
+        log_probs[:, [PAD_ID, BOS_ID]] = -float("inf")
 
 
 @pytest.mark.parametrize("attention,feeding", VARIANTS)

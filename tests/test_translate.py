@@ -16,7 +16,7 @@ from nmt.cli.translate import main
 from nmt.config import DecodeConfig
 from nmt.decoding.translator import Translator, split_long
 from nmt.special import UNK_ID
-from tests.helpers import WORDS, train_toy_model
+from tests.helpers import WORDS, EditedSteps, train_toy_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,23 +192,11 @@ def test_beam_one_is_greedy_and_beam_translates_every_line(model_dir, tmp_path, 
     assert [t.text for t in greedy] == outs["1"][:-1]
 
 
-class UnkFirst:
+class UnkFirst(EditedSteps):
     """A model whose every step makes UNK the most likely token (log-prob 0)."""
 
-    def __init__(self, model):
-        self.model = model
-
-    def encode(self, src, src_lengths):
-        return self.model.encode(src, src_lengths)
-
-    def decode_step(self, tokens, state, memory):
-        step = self.model.decode_step(tokens, state, memory)
-        step.log_probs = step.log_probs.clone()
-        step.log_probs[:, UNK_ID] = 0.0
-        return step
-
-    def reorder_state(self, state, index):
-        return self.model.reorder_state(state, index)
+    def edit(self, log_probs):
+        log_probs[:, UNK_ID] = 0.0
 
 
 def test_beam_one_ban_unk_never_outputs_unk(model_dir, tmp_path, capsys, monkeypatch):

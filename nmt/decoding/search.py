@@ -108,7 +108,8 @@ def walk(model: Decodable, memory: Memory, state: DecoderState, sentences: list[
         # every live path has emitted t tokens; under a shortlist the processors map the
         # columns to target ids with step.vocab
         log_probs = apply_processors(processors, step.log_probs, t, step.vocab)
-        forced = prefixes.forced(t, [sentences[p] for p in active], device)
+        forced = (prefixes.forced(t, [sentences[p] for p in active], device)
+                  if t < prefixes.longest else None)  # no per-step list once prefixes end
         log_probs = force_tokens(log_probs, step.log_probs, forced, step.vocab)
         columns = choose(log_probs, active, t)  # (B',)
         best_lp = log_probs.gather(1, columns.unsqueeze(1)).squeeze(1)

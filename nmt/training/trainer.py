@@ -181,12 +181,10 @@ class Trainer:
             if int(old.stem[4:]) not in keep:
                 old.unlink()
 
-    def restore(self) -> None:
-        """Continue the run in `last.pt`: weights, optimizer, scheduler, RNG states and
-        position; then the config differences, each applied or refused (`resume.py`)."""
+    def restore(self, ckpt: dict, changed: list[str]) -> None:
+        """Continue the run of `ckpt` (last.pt): weights, optimizer, scheduler, RNG states
+        and position; then apply the train.* keys `changed` since (`resume.check_config`)."""
         path = self.model_dir / "last.pt"
-        ckpt = checkpoint.load(path)
-        changed = resume.check_config(ckpt["config"], self.cfg, str(self.model_dir / "config.yaml"))
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -223,12 +221,16 @@ class Trainer:
             self.log(f"resume: the run was saved with {_describe(saved)} and continues with "
                      f"{_describe(now)}; it goes on, but not bit-exactly as one run would")
 
+    def epochs(self) -> float:
+        """Epochs trained, fractional: whole epochs plus the share of the current one."""
+        st = self.state
+        return st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
+
     def record(self, event: str, **values) -> None:
         """A line of metrics.jsonl (rank 0): the step, epoch, minutes and LR, and `values`."""
         if self.curves:
             st = self.state
-            epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
-            self.curves.write(event, step=st.step, epoch=round(epochs, 4),
+            self.curves.write(event, step=st.step, epoch=round(self.epochs(), 4),
                               minutes=round(st.train_seconds / 60, 4),
                               lr=self.optimizer.param_groups[0]["lr"], **values)
 
@@ -313,7 +315,7 @@ class Trainer:
         self.keep_if_best(bleu, texts)
         self.scheduler.step(bleu)
         lr = self.optimizer.param_groups[0]["lr"]
-        epochs = st.epoch + (st.batch_in_epoch / self.epoch_len if self.epoch_len else 0.0)
+        epochs = self.epochs()
         st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
                            "lr": lr, "train_seconds": round(st.train_seconds, 1)})
         if self.cfg.train.keep_checkpoints > 0 and self.dist.is_main:
@@ -513,14 +515,15 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
     model_dir = Path(model_dir)
     info = distributed.init()
     try:
-        resuming = resume and (model_dir / "last.pt").exists()
+        ckpt, changed = None, []
         if resume:
             cfg = checkpoint.read_config(model_dir)
             if train_overrides:
                 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
                                                                          **train_overrides))
-            if resuming:
-                _refuse_finished(cfg, model_dir)
+            if (model_dir / "last.pt").exists():  # read once; refusals before any data
+                ckpt = checkpoint.load(model_dir / "last.pt")
+                changed = _check_resume(cfg, model_dir, ckpt)
         else:
             assert cfg is not None
             if info.is_main:  # sentencepiece is trained once, then every rank loads it
@@ -528,8 +531,9 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
             distributed.barrier(info)
         vocabs = load_vocabs(model_dir, cfg.vocab.joint)
         trainer = Trainer(cfg, model_dir, vocabs, quiet, info, started)
-        if resuming:
-            trainer.restore()
+        if ckpt is not None:
+            trainer.restore(ckpt, changed)
+            del ckpt  # the weights now live in the model
         if resume and info.is_main:
             checkpoint.write_config(cfg, model_dir)
         state = trainer.run(stop_at_step)
@@ -540,10 +544,15 @@ def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
     return state
 
 
-def _refuse_finished(cfg: Config, model_dir: Path) -> None:
-    """One line, before any data is loaded, when the run in `model_dir` has ended and the
-    budgets given would not let it go on."""
-    saved = checkpoint.load(model_dir / "last.pt")["train_state"]
+def _check_resume(cfg: Config, model_dir: Path, ckpt: dict) -> list[str]:
+    """Before any data is loaded: one line when the run of `ckpt` (last.pt) has ended and
+    the budgets in `cfg` would not let it go on, or when `cfg` changes a key that cannot
+    change (`resume.check_config`). Returns the train.* keys to apply."""
+    _refuse_finished(cfg, model_dir, ckpt["train_state"])
+    return resume.check_config(ckpt["config"], cfg, str(model_dir / "config.yaml"))
+
+
+def _refuse_finished(cfg: Config, model_dir: Path, saved: dict) -> None:
     if not saved.get("stopped"):
         return
     why = resume.finished_reason(cfg, saved)
