@@ -68,6 +68,7 @@ RANGES: dict[str, Range] = {
     "train.seed": AT_LEAST_0, "train.batch_tokens": AT_LEAST_1, "train.max_epochs": AT_LEAST_1,
     "train.max_steps": AT_LEAST_1, "train.max_time": POSITIVE, "train.lr": POSITIVE,
     "train.clip_norm": AT_LEAST_0, "train.label_smoothing": Range(0, 1),
+    "train.word_dropout": Range(0, 1),
     "train.weight_decay": AT_LEAST_0, "train.lr_decay": Range(0, 1, open_low=True,
                                                              closed_high=True),
     "train.lr_patience": AT_LEAST_0, "train.min_lr": AT_LEAST_0, "train.patience": AT_LEAST_1,
@@ -177,6 +178,7 @@ class TrainConfig:
     lr: float = 1e-3
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
+    word_dropout: float = 0.0  # source and decoder-input tokens replaced by UNK (word_dropout.py)
     weight_decay: float = 0.0
     lr_decay: float = 0.5  # factor on dev-BLEU plateau
     lr_patience: int = 2  # validations without improvement before decaying

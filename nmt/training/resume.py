@@ -10,8 +10,8 @@ either applied for real or refused with one line naming the key, before anything
 - the optimizer and schedule (`lr`, `weight_decay`, `lr_decay`, `lr_patience`, `min_lr`):
   written into the restored optimizer's parameter groups and plateau scheduler, which would
   otherwise bring back the saved values;
-- per-update settings (`clip_norm`, `label_smoothing`, `update_freq`, `num_threads`,
-  `device`, `amp`, `tensorboard`): taken from the next update;
+- per-update settings (`clip_norm`, `label_smoothing`, `word_dropout`, `update_freq`,
+  `num_threads`, `device`, `amp`, `tensorboard`): taken from the next update;
 - `seed` and `batch_tokens` are refused: they decide the epoch's batch list, and resume
   skips the batches already trained by count;
 - outside `train`, only `data.path`, `data.cache_dir`, `data.test_splits` and the `decode`

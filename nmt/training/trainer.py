@@ -54,6 +54,7 @@ from nmt.training.distributed import (
     sum_int,
     wrap,
 )
+from nmt.training.word_dropout import word_dropout
 
 
 @dataclass
@@ -253,6 +254,7 @@ class Trainer:
         for i, batch in enumerate(batches):
             if self.device.type == "cuda":
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
+            batch = word_dropout(batch, self.cfg.train.word_dropout)
             last = i == len(batches) - 1  # DDP: sum gradients across ranks only once
             with contextlib.nullcontext() if last or not self.dist.enabled else self.ddp.no_sync():
                 with autocast(self.device, self.amp):
