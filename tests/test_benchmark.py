@@ -6,6 +6,7 @@ import json
 
 import pytest
 import sacrebleu
+import torch
 
 from nmt.cli.benchmark import main
 from nmt.config import dump_yaml
@@ -87,7 +88,8 @@ def test_select_weights_without_numbered_checkpoints_uses_best(tmp_path):
 def test_bad_search_options_fail_before_training(tmp_path, capsys):
     model_dir = tmp_path / "model"
     for flags, said in ((["--length-penalties", "gnmt:0.6,gnmt:x"], "gnmt:x"),
-                        (["--beams", "5,0"], "--beams"), (["--average", "-1"], "--average")):
+                        (["--beams", "5,0"], "--beams"), (["--average", "-1"], "--average"),
+                        (["--num-threads", "0"], "--num-threads")):
         assert main(["--config", "does-not-matter.yaml", "--model-dir", str(model_dir),
                      "--name", "x", *flags]) == 2
         err = capsys.readouterr().err.strip()
@@ -122,8 +124,15 @@ def test_ensemble_benchmark_records_members_and_their_minutes(tmp_path, capsys):
                      "--out", str(tmp_path / "single"), "--set", f"train.seed={seed}",
                      "--quiet"]) == 0
     out = tmp_path / "bench"
-    assert main(["--ensemble", *map(str, dirs), "--name", "ens", "--out", str(out),
-                 "--beams", "2", "--length-penalties", "none", "--quiet"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--ensemble", *map(str, dirs), "--name", "ens", "--out", str(out),
+                     "--beams", "2", "--length-penalties", "none", "--quiet",
+                     "--num-threads", "2"]) == 0
+        assert torch.get_num_threads() == 2  # the evaluation ran on the threads asked for
+        # (tests run on one thread: tests/conftest.py)
+    finally:
+        torch.set_num_threads(threads)
     record = json.loads((out / "ens.json").read_text(encoding="utf-8"))
     assert [m["model_dir"] for m in record["members"]] == [str(d) for d in dirs]
     seconds = [m["train"]["wall_seconds"] for m in record["members"]]

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candidates tried on the dev split (comma-separated)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override (repeatable); when resuming only train.*")
+    parser.add_argument("--num-threads", type=int, metavar="N",
+                        help="torch CPU threads for evaluation (training takes "
+                        "train.num_threads)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
@@ -58,6 +61,8 @@ def _search_grid(args: argparse.Namespace) -> tuple[list[int], list[str]]:
             raise NmtError(f"--length-penalties: {e}") from None
     if args.average < 0:
         raise NmtError("--average: must be >= 0")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise NmtError("--num-threads: must be >= 1")
     return beams, penalties
 
 
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             train(load_config(args.config, args.set), model_dir, quiet=args.quiet)
     elif not (model_dir / "last.pt").is_file():
         raise NmtError(f"{model_dir}: no trained model (give --config to train one)")
+    _evaluation_threads(args)
     weights, selection = _weights(model_dir, args, "")
     record = run_benchmark(weights, Path(args.out), args.name, beams, penalties,
                            train_info(model_dir), selection=selection)
@@ -95,6 +101,7 @@ def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[st
     if args.config or args.model_dir:
         raise NmtError("--ensemble evaluates trained model directories; drop --config and "
                        "--model-dir (train each member first)")
+    _evaluation_threads(args)
     weights, members = [], []
     for d in map(Path, args.ensemble):
         if not (d / "last.pt").is_file():
@@ -107,6 +114,13 @@ def _run_ensemble(args: argparse.Namespace, beams: list[int], penalties: list[st
     print(f"members' training: {record['train_minutes_total']} minutes in all")
     _print_summary(record)
     return 0
+
+
+def _evaluation_threads(args: argparse.Namespace) -> None:
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
 
 
 def _weights(model_dir: Path, args: argparse.Namespace, where: str) -> tuple[Path, dict]:
