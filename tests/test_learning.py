@@ -1,4 +1,5 @@
-"""A small model must actually learn the generated demo task (reordering included)."""
+"""A small model must actually learn the generated demo task (reordering included), and its
+training curves are recorded and drawn."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import re
 import pytest
 
 from nmt.checkpoint import load_model
+from nmt.cli import main as nmt_main
 from nmt.config import from_dict
 from nmt.data.demo_corpus import write_corpus
 from nmt.decoding.translator import Translator
 from nmt.io import read_lines
 from nmt.metrics import corpus_bleu
+from nmt.training.curves import read_metrics
 from nmt.training.trainer import train
 
 
@@ -39,3 +42,12 @@ def test_small_model_learns_demo_task(tmp_path, attention):
     numbers = [(h, ws) for h, r in pairs if (ws := [w for w in r.split() if compound.fullmatch(w)])]
     correct = sum(all(w in h.split() for w in ws) for h, ws in numbers)
     assert numbers and correct / len(numbers) > 0.5, numbers[:5]
+    # this demo run's curves: metrics.jsonl as the run went, and `nmt plot` over it
+    records = read_metrics(tmp_path / "model")
+    losses = [r["loss"] for r in records if r["event"] == "train"]
+    assert len(losses) == 450 // cfg.train.log_every and losses[0] > 2 * losses[-1]
+    bleus = [r["dev_bleu"] for r in records if r["event"] in ("validation", "stop")]
+    assert bleus == pytest.approx([h["dev_bleu"] for h in state.history])
+    page = tmp_path / "curves.html"
+    assert nmt_main(["plot", str(tmp_path / "model"), "--out", str(page)]) == 0
+    assert f"<td>{max(bleus):.2f} (update " in page.read_text(encoding="utf-8")
