@@ -180,6 +180,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     word_dropout: float = 0.0  # source and decoder-input tokens replaced by UNK (word_dropout.py)
     weight_decay: float = 0.0
+    lr_schedule: str = "plateau"  # plateau: lr_decay on dev-BLEU plateaus; linear: to the budget
     lr_decay: float = 0.5  # factor on dev-BLEU plateau
     lr_patience: int = 2  # validations without improvement before decaying
     min_lr: float = 1e-5
@@ -295,6 +296,13 @@ def validate(cfg: Config) -> Config:
         raise NmtError(f"vocab.model_type: '{cfg.vocab.model_type}' is not unigram or bpe")
     if cfg.data.format not in ("hub", "text", "tsv", "jsonl"):
         raise NmtError(f"data.format: '{cfg.data.format}' is not one of hub, text, tsv, jsonl")
+    if cfg.train.lr_schedule not in ("plateau", "linear"):
+        raise NmtError(f"train.lr_schedule: '{cfg.train.lr_schedule}' is not plateau or linear")
+    if (cfg.train.lr_schedule == "linear" and cfg.data.streaming
+            and cfg.train.max_steps is None and cfg.train.max_time is None):
+        raise NmtError("train.lr_schedule: linear decays to the end of the budget, and a "
+                       "streamed corpus has no epoch length: set train.max_steps or "
+                       "train.max_time")
     if cfg.train.amp not in AMP_MODES:
         raise NmtError(f"train.amp: '{cfg.train.amp}' is not one of auto, none, bf16, fp16")
     return cfg

@@ -239,10 +239,12 @@ def test_resume_applies_schedule_overrides(corpus, tmp_path):
     assert "resume: train.lr 0.003 -> 0.001" in log and "train.lr_decay 0.5 -> 0.25" in log
 
 
-@pytest.mark.parametrize("key, value", [("seed", 4), ("batch_tokens", 200)])
+@pytest.mark.parametrize("key, value", [("seed", 4), ("batch_tokens", 200),
+                                        ("lr_schedule", "linear")])
 def test_resume_refuses_keys_that_reorder_batches(corpus, tmp_path, key, value):
-    """seed and batch_tokens decide the epoch's batch list that resume skips into by count:
-    a change is refused with one line naming the key, and config.yaml is left alone."""
+    """seed and batch_tokens decide the epoch's batch list that resume skips into by count
+    (and lr_schedule the LR so far): a change is refused with one line naming the key, and
+    config.yaml is left alone."""
     out = tmp_path / "model"
     train(toy_config(corpus, max_steps=4), out, quiet=True)
     before = (out / "config.yaml").read_text()

@@ -13,7 +13,7 @@ either applied for real or refused with one line naming the key, before anything
 - per-update settings (`clip_norm`, `label_smoothing`, `word_dropout`, `update_freq`,
   `num_threads`, `device`, `amp`, `tensorboard`): taken from the next update;
 - `seed` and `batch_tokens` are refused: they decide the epoch's batch list, and resume
-  skips the batches already trained by count;
+  skips the batches already trained by count; so is `lr_schedule` (`nmt.training.schedule`);
 - outside `train`, only `data.path`, `data.cache_dir`, `data.test_splits` and the `decode`
   section may differ (a moved corpus, other test sets, other dev decoding); the model,
   vocabulary and the rest of the data section are what the weights were trained with.
@@ -31,8 +31,12 @@ from nmt.errors import NmtError
 
 # train.* keys that cannot change on resume, and why
 FIXED = {
-    "seed": "it decides the order of the epoch's batches",
-    "batch_tokens": "it decides how the epoch is cut into batches",
+    "seed": "it decides the order of the epoch's batches, and the resumed epoch skips the "
+            "batches already trained",
+    "batch_tokens": "it decides how the epoch is cut into batches, and the resumed epoch skips "
+                    "the batches already trained",
+    "lr_schedule": "the LR so far and the schedule's saved horizon belong to the schedule the "
+                   "run began with",
 }
 # keys outside `train` that may change (the rest describes what the weights were trained on)
 MOVABLE = {("data", "path"), ("data", "cache_dir"), ("data", "test_splits")}
@@ -89,8 +93,7 @@ def check_config(saved: dict[str, Any], cfg: Config, where: str) -> list[str]:
             continue
         if f.name in FIXED:
             raise NmtError(f"train.{f.name} cannot change on resume ({a!r} -> {b!r}): "
-                           f"{FIXED[f.name]}, and the resumed epoch skips the batches already "
-                           "trained; start a new run to change it")
+                           f"{FIXED[f.name]}; start a new run to change it")
         changed.append(f.name)
     return changed
 

@@ -54,6 +54,7 @@ from nmt.training.distributed import (
     sum_int,
     wrap,
 )
+from nmt.training.schedule import budget_horizon, linear_lr, time_horizon
 from nmt.training.word_dropout import word_dropout
 
 
@@ -73,6 +74,8 @@ class TrainState:
     last_validated_step: int = -1
     early_stop: str = ""  # set when dev BLEU stopped improving; final, unlike budgets
     stopped: str = ""  # why the latest run ended
+    loop_start: float | None = None  # run seconds when the first update began
+    lr_horizon: int | None = None  # the linear LR schedule's last update, once fixed
     history: list[dict] = field(default_factory=list)
 
 
@@ -315,7 +318,8 @@ class Trainer:
         else:
             st.bad_validations += 1
         self.keep_if_best(bleu, texts)
-        self.scheduler.step(bleu)
+        if self.cfg.train.lr_schedule == "plateau":
+            self.scheduler.step(bleu)
         lr = self.optimizer.param_groups[0]["lr"]
         epochs = self.epochs()
         st.history.append({"step": st.step, "epochs": round(epochs, 3), "dev_bleu": bleu,
@@ -328,7 +332,34 @@ class Trainer:
         self.record("validation", dev_bleu=bleu, best=improved)
         st.early_stop = resume.early_stop_after(self.cfg.train, st.bad_validations)
         self.stop_cost = broadcast_float(time.perf_counter() - start, self.dist, self.device)
+        self.fix_horizon(at_validation=True)
         return bleu
+
+    def fix_horizon(self, at_validation: bool = False) -> None:
+        """The linear LR schedule's horizon, once (`nmt.training.schedule`): from the step
+        and epoch budgets when the first epoch begins, or with `max_time` at the end of the
+        first validation, from the rate measured until then."""
+        tc, st = self.cfg.train, self.state
+        if tc.lr_schedule != "linear" or st.lr_horizon is not None:
+            return
+        limits = [budget_horizon(tc, -(-self.epoch_len // tc.update_freq))]
+        if tc.max_time is not None:
+            if not at_validation:
+                return
+            assert st.loop_start is not None
+            limits.append(time_horizon(tc, st.step, self.elapsed(), st.loop_start))
+        st.lr_horizon = min(h for h in limits if h)  # config.validate: one of them is known
+        self.log(f"lr schedule: linear from {tc.lr:g} at update 1 to 0 at update "
+                 f"{st.lr_horizon} (floor {tc.min_lr:g})")
+
+    def set_lr(self) -> None:
+        """The linear schedule's LR for the coming update (the plateau schedule sets it at
+        validations, and the linear one holds `lr` until its horizon is fixed)."""
+        st = self.state
+        if st.lr_horizon is not None:
+            lr = linear_lr(self.cfg.train, st.step + 1, st.lr_horizon)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
 
     def evaluate_at_stop(self) -> None:
         """Dev BLEU of the weights a budget stopped at, between scheduled validations.
@@ -384,10 +415,13 @@ class Trainer:
     def _run(self, stop_at_step: int | None, interrupted: list[bool]) -> TrainState:
         st = self.state
         st.stopped = ""  # this run's reason is set when it ends
+        if st.loop_start is None:
+            st.loop_start = self.elapsed()
         self.model.train()
         while not self.budget_left():
             total = self.batches.epoch_len(st.epoch)
             self.epoch_len = -(-total // self.dist.world_size) if total else 0  # this rank's
+            self.fix_horizon()
             specs = shard(self.batches.epoch(st.epoch), self.dist)
             specs = itertools.islice(specs, st.batch_in_epoch, None)  # resume inside the epoch
             with tqdm(total=self.epoch_len or None, initial=st.batch_in_epoch, unit="batch",
@@ -427,6 +461,7 @@ class Trainer:
             group = list(itertools.islice(specs, tc.update_freq))
             if not group:
                 return True
+            self.set_lr()
             loss, n_tokens = self.train_update(group)
             st.train_seconds = self.elapsed()
             st.step, st.batch_in_epoch = st.step + 1, st.batch_in_epoch + len(group)
