@@ -43,7 +43,7 @@ def toy_config(data_dir: Path, **train: object) -> Config:
 
 def train_toy_model(tmp_path_factory, **train_options: object) -> Path:
     """A small model trained on a fresh toy corpus (for module-scoped fixtures)."""
-    from nmt.training.trainer import train
+    from nmt.training.run import train
 
     corpus = write_toy_corpus(tmp_path_factory.mktemp("toy"))
     out = tmp_path_factory.mktemp("run") / "model"

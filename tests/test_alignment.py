@@ -36,7 +36,7 @@ from nmt.decoding.unk import replace_unks
 from nmt.errors import NmtError
 from nmt.model.seq2seq import build_model
 from nmt.special import BOS_ID, EOS_ID, UNK_ID
-from nmt.training.trainer import train
+from nmt.training.run import train
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_model import tiny_config
 

@@ -45,7 +45,7 @@ def test_benchmark_record_and_hypothesis_files(tmp_path, capsys):
 
 
 def _trained(tmp_path, **train):
-    from nmt.training.trainer import train as run_train
+    from nmt.training.run import train as run_train
 
     corpus = write_toy_corpus(tmp_path / "toy", n_train=120, n_dev=10)
     model_dir = tmp_path / "model"

@@ -19,7 +19,7 @@ from nmt.cpu.dropout import Dropout, dropout, keep_mask, keep_probability
 from nmt.cpu.seq2seq import FastSeq2Seq
 from nmt.decoding.translator import Translator
 from nmt.model.seq2seq import Seq2Seq, build_model
-from nmt.training.trainer import train
+from nmt.training.run import train
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_model import padded_batch
 

@@ -93,7 +93,7 @@ def test_int8_quantizes_every_linear_but_v_and_stays_close():
 
 def test_translate_quantize_keeps_lines_and_mostly_agrees(tmp_path):
     from nmt.cli.translate import main
-    from nmt.training.trainer import train
+    from nmt.training.run import train
     from tests.helpers import toy_config, write_toy_corpus
 
     corpus = write_toy_corpus(tmp_path / "toy", n_train=300, n_dev=40)

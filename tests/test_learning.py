@@ -15,7 +15,7 @@ from nmt.decoding.translator import Translator
 from nmt.io import read_lines
 from nmt.metrics import corpus_bleu
 from nmt.training.curves import read_metrics
-from nmt.training.trainer import train
+from nmt.training.run import train
 
 
 @pytest.mark.parametrize("attention", ["general"])

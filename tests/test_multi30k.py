@@ -8,7 +8,7 @@ import pytest
 
 from nmt.config import load_config
 from nmt.data.corpus import load_split
-from nmt.training.trainer import train
+from nmt.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "multi30k"

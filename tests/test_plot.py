@@ -104,7 +104,7 @@ def test_training_writes_tensorboard_scalars_when_asked(tmp_path):
     pytest.importorskip("tensorboard")  # in the test extra; optional for users
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from nmt.training.trainer import train
+    from nmt.training.run import train
     from tests.helpers import toy_config, write_toy_corpus
 
     out = tmp_path / "model"

@@ -13,7 +13,7 @@ from nmt import checkpoint
 from nmt.cli.demo import CONFIG
 from nmt.config import load_config
 from nmt.data.demo_corpus import write_corpus
-from nmt.training.trainer import train
+from nmt.training.run import train
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from nmt import checkpoint
 from nmt.config import TrainConfig, from_dict
 from nmt.errors import NmtError
 from nmt.training.curves import read_metrics
+from nmt.training.run import train
 from nmt.training.schedule import budget_horizon, linear_lr, time_horizon
-from nmt.training.trainer import train
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_train import assert_same_weights
 

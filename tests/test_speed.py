@@ -19,7 +19,7 @@ from nmt.config import dump_yaml
 from nmt.cpu.matmul import onednn_available
 from nmt.data.vocab import load_vocabs
 from nmt.errors import NmtError
-from nmt.training.trainer import train
+from nmt.training.run import train
 from tests.helpers import WORDS, set_switch, toy_config, write_toy_corpus
 
 

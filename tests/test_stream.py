@@ -19,7 +19,8 @@ from nmt.data.stream import (
     training_examples,
 )
 from nmt.errors import NmtError
-from nmt.training.trainer import Trainer, prepare_model_dir, train
+from nmt.training.run import train
+from nmt.training.trainer import Trainer, prepare_model_dir
 from tests.helpers import toy_config, write_toy_corpus
 
 

@@ -15,7 +15,7 @@ import yaml
 from nmt import checkpoint
 from nmt.config import dump_yaml
 from nmt.errors import NmtError
-from nmt.training.trainer import train
+from nmt.training.run import train
 from tests.helpers import toy_config, write_toy_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

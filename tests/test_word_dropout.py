@@ -8,7 +8,7 @@ import torch
 from nmt import checkpoint
 from nmt.data.batching import Batch
 from nmt.special import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from nmt.training.trainer import train
+from nmt.training.run import train
 from nmt.training.word_dropout import drop_words, word_dropout
 from tests.helpers import toy_config, write_toy_corpus
 from tests.test_train import assert_same_weights

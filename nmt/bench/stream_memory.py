@@ -50,7 +50,7 @@ TRAIN_CHILD = """
 import sys, time
 from nmt.config import from_dict
 from nmt.checkpoint import load
-from nmt.training.trainer import train
+from nmt.training.run import train
 data, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = from_dict({"data": {"path": data, "src_lang": "en", "tgt_lang": "de", "dev_split": "dev",
                           "streaming": True},

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from nmt.bench.bleu import run_benchmark, train_info
     from nmt.config import load_config, resume_overrides
     from nmt.errors import NmtError
-    from nmt.training.trainer import train
+    from nmt.training.run import train
 
     beams, penalties = _search_grid(args)
     if args.ensemble:

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from nmt.data.demo_corpus import write_corpus
     from nmt.decoding.translator import Translator
     from nmt.metrics import corpus_scores, format_score
-    from nmt.training.trainer import train
+    from nmt.training.run import train
 
     out = Path(args.out)
     data_dir, model_dir = out / "data", out / "model"

@@ -41,7 +41,7 @@ def _budget_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmt.training.trainer import train  # heavy imports only once arguments are fine
+    from nmt.training.run import train  # heavy imports only once arguments are fine
 
     overrides = _budget_overrides(args)
     if args.resume:

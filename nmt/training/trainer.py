@@ -1,5 +1,6 @@
 """Training: token-bucketed batches, Adam, clipping, label smoothing, validation with BLEU,
-LR decay on plateau, early stopping, atomic checkpoints and exact resume.
+the LR schedule (`nmt.training.schedule`), early stopping, atomic checkpoints and exact
+resume. `nmt.training.run.train` starts or resumes a run around this loop.
 
 Resume is exact: `last.pt` holds the model, optimizer, scheduler, RNG state and a
 `TrainState` with the epoch and the position inside it, so a run interrupted at any point
@@ -30,13 +31,13 @@ from nmt.cpu import accelerate, switches
 from nmt.data.batching import BatchIterator
 from nmt.data.corpus import load_split, prepare_split
 from nmt.data.stream import StreamingBatches, sample_texts
-from nmt.data.vocab import Vocabs, load_vocabs, train_vocabs
+from nmt.data.vocab import Vocabs, train_vocabs
 from nmt.decoding.decode import decode_ids, greedy_search
 from nmt.errors import Interrupted, NmtError
 from nmt.io import atomic_open
 from nmt.metrics import Score, corpus_bleu
 from nmt.model.seq2seq import build_model, count_parameters
-from nmt.training import distributed, resume
+from nmt.training import resume
 from nmt.training.curves import MetricsLog
 from nmt.training.device import (
     autocast,
@@ -537,65 +538,3 @@ def prepare_model_dir(cfg: Config, model_dir: Path, quiet: bool = False) -> Voca
               f"{'joint' if cfg.vocab.joint else 'separate'}) on {len(src):,} pairs",
               file=sys.stderr)
     return train_vocabs(src, tgt, model_dir, cfg.vocab, cfg.train.seed)
-
-
-def train(cfg: Config | None, model_dir: str | Path, *, resume: bool = False,
-          train_overrides: dict | None = None, quiet: bool = False,
-          stop_at_step: int | None = None) -> TrainState:
-    """Train into `model_dir`; with `resume`, continue the run saved there.
-
-    `train_overrides` replaces fields of the `train` section on resume (budgets, say); each
-    is applied or refused as `nmt.training.resume` says, and `config.yaml` is rewritten only
-    once the resumed run has taken them.
-    """
-    started = time.perf_counter()
-    model_dir = Path(model_dir)
-    info = distributed.init()
-    try:
-        ckpt, changed = None, []
-        if resume:
-            cfg = checkpoint.read_config(model_dir)
-            if train_overrides:
-                cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                         **train_overrides))
-            if (model_dir / "last.pt").exists():  # read once; refusals before any data
-                ckpt = checkpoint.load(model_dir / "last.pt")
-                changed = _check_resume(cfg, model_dir, ckpt)
-        else:
-            assert cfg is not None
-            if info.is_main:  # sentencepiece is trained once, then every rank loads it
-                prepare_model_dir(cfg, model_dir, quiet)
-            distributed.barrier(info)
-        vocabs = load_vocabs(model_dir, cfg.vocab.joint)
-        trainer = Trainer(cfg, model_dir, vocabs, quiet, info, started)
-        if ckpt is not None:
-            trainer.restore(ckpt, changed)
-            del ckpt  # the weights now live in the model
-        if resume and info.is_main:
-            checkpoint.write_config(cfg, model_dir)
-        state = trainer.run(stop_at_step)
-    except BaseException:
-        distributed.shutdown(info, clean=False)
-        raise
-    distributed.shutdown(info)
-    return state
-
-
-def _check_resume(cfg: Config, model_dir: Path, ckpt: dict) -> list[str]:
-    """Before any data is loaded: one line when the run of `ckpt` (last.pt) has ended and
-    the budgets in `cfg` would not let it go on, or when `cfg` changes a key that cannot
-    change (`resume.check_config`). Returns the train.* keys to apply."""
-    _refuse_finished(cfg, model_dir, ckpt["train_state"])
-    return resume.check_config(ckpt["config"], cfg, str(model_dir / "config.yaml"))
-
-
-def _refuse_finished(cfg: Config, model_dir: Path, saved: dict) -> None:
-    if not saved.get("stopped"):
-        return
-    why = resume.finished_reason(cfg, saved)
-    if why.startswith("early stopping"):
-        raise NmtError(f"{model_dir}: training has finished ({why}); raise train.patience "
-                       "(--set train.patience=N) to train on")
-    if why:
-        raise NmtError(f"{model_dir}: training has finished ({why}); raise the budget "
-                       "(--max-steps, --max-time or --max-epochs) to train on")
