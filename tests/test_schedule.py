@@ -98,3 +98,25 @@ def test_plateau_is_the_default_and_keeps_its_decays(corpus, tmp_path):
     assert st["lr_horizon"] is None
     lrs = [h["lr"] for h in st["history"]]
     assert lrs[0] in (0.004, 0.002) and min(lrs) < 0.004  # a plateau halved it
+
+
+def test_with_max_time_every_validation_renews_the_horizon(corpus, tmp_path, monkeypatch):
+    """The rate-based horizon is estimated again at each validation (here a scripted
+    estimate: 20 updates past the validation), and the updates after it follow it."""
+    import nmt.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "time_horizon", lambda tc, step, *_: step + 20)
+    out = tmp_path / "model"
+    cfg = toy_config(corpus, lr_schedule="linear", max_steps=None, max_time=3600,
+                     max_epochs=100, lr=0.004, min_lr=0.0, validate_every=5, patience=50)
+    train(cfg, out, quiet=True, stop_at_step=14)
+    st = checkpoint.load(out / "last.pt")["train_state"]
+    validated = [h["step"] for h in st["history"]]
+    assert len(validated) >= 2
+    assert st["lr_horizon"] == validated[-1] + 20
+    for u, lr in train_lrs(out).items():
+        before = [v for v in validated if v < u]
+        if not before:
+            assert lr == 0.004
+        else:
+            assert lr == pytest.approx(0.004 * (1 - (u - 1) / (before[-1] + 20)))

@@ -12,22 +12,27 @@ rethinking deep neural network training under resource constraints"):
     lr_u = max(lr * (1 - (u - 1) / H), min_lr)        u = 1, 2, ... the update
 
 H is the smallest budget the run has: `max_steps`; `max_epochs` times the updates in the
-first epoch; and with `max_time`, the updates the time allows at the rate measured up to the
-end of the first validation (validation included, data preparation not):
+first epoch; and with `max_time`, the updates the time allows at the rate measured so far
+(validations included, data preparation not), estimated again at the end of every
+validation:
 
     H_time = u_v * (max_time - t_0) / (t_v - t_0)
 
 with u_v, t_v the updates and run seconds after that validation and t_0 the run seconds
-when the first update began. Until then (with `max_time`) the LR stays at `lr`. H is fixed
-once and saved in `last.pt`: a resumed run keeps its horizon, so resume stays exact, and a
-budget raised on resume does not stretch a schedule already running.
+when the first update began. Until the first validation (with `max_time`) the LR stays at
+`lr`. The estimate is renewed because a run starts slower than it goes on: on Multi30k the
+first epoch's logging windows ran at 1,500-3,200 tokens/s against 3,000-4,400 in the tenth
+epoch (four members), so a horizon fixed at the first validation came out 15-25% short
+(BENCHMARKS.md, "Recipe levers").
+
+H is saved in `last.pt`. Without `max_time` the schedule is a function of the update count
+alone, so resume is exact; with `max_time` it follows the measured speed, so, like the
+point where a time budget stops a run, it is not reproducible to the bit.
 """
 
 from __future__ import annotations
 
 from nmt.config import TrainConfig
-
-SCHEDULES = ("plateau", "linear")
 
 
 def linear_lr(tc: TrainConfig, update: int, horizon: int) -> float:

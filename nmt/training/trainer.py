@@ -337,11 +337,11 @@ class Trainer:
         return bleu
 
     def fix_horizon(self, at_validation: bool = False) -> None:
-        """The linear LR schedule's horizon, once (`nmt.training.schedule`): from the step
-        and epoch budgets when the first epoch begins, or with `max_time` at the end of the
-        first validation, from the rate measured until then."""
+        """The linear LR schedule's horizon (`nmt.training.schedule`): from the step and
+        epoch budgets when the first epoch begins; with `max_time`, at the end of every
+        validation, from the rate measured since the first update."""
         tc, st = self.cfg.train, self.state
-        if tc.lr_schedule != "linear" or st.lr_horizon is not None:
+        if tc.lr_schedule != "linear" or (st.lr_horizon is not None and tc.max_time is None):
             return
         limits = [budget_horizon(tc, -(-self.epoch_len // tc.update_freq))]
         if tc.max_time is not None:
@@ -349,9 +349,10 @@ class Trainer:
                 return
             assert st.loop_start is not None
             limits.append(time_horizon(tc, st.step, self.elapsed(), st.loop_start))
-        st.lr_horizon = min(h for h in limits if h)  # config.validate: one of them is known
-        self.log(f"lr schedule: linear from {tc.lr:g} at update 1 to 0 at update "
-                 f"{st.lr_horizon} (floor {tc.min_lr:g})")
+        before, st.lr_horizon = st.lr_horizon, min(h for h in limits if h)  # one is known
+        if before is None or abs(st.lr_horizon - before) > 0.02 * before:
+            self.log(f"lr schedule: linear from {tc.lr:g} at update 1 to 0 at update "
+                     f"{st.lr_horizon} (floor {tc.min_lr:g})")
 
     def set_lr(self) -> None:
         """The linear schedule's LR for the coming update (the plateau schedule sets it at
