@@ -229,6 +229,20 @@ def server(translator):
         yield url
 
 
+def test_a_max_beam_below_the_models_default_beam_is_refused_at_start(translator):
+    """Requests without "beam" take the model's decode.beam_size: a --max-beam below it
+    would refuse them all, so the service does not start."""
+    from nmt.serve.app import make_service
+    from nmt.serve.protocol import Limits
+
+    beam = translator.config.decode.beam_size
+    assert beam > 1
+    with pytest.raises(NmtError, match=rf"^--max-beam {beam - 1} is below the model's "
+                                       rf"decode.beam_size {beam}"):
+        make_service(translator, Limits(max_beam=beam - 1), max_batch=4, max_wait_ms=0)
+    make_service(translator, Limits(max_beam=beam), max_batch=4, max_wait_ms=0)
+
+
 def post(url: str, body, **kwargs) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(url + "/translate", content=content, timeout=30, **kwargs)

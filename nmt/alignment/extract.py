@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.alignment.pharaoh import Link, format_pharaoh, write_pharaoh
-from nmt.data.batching import encode_sources, pad
+from nmt.data.batching import collate
 from nmt.data.vocab import Vocabs
 from nmt.data.words import Segmented, encode_line, hypothesis_segment
 from nmt.decoding.decode import Search, decode_ids
@@ -41,7 +41,6 @@ from nmt.decoding.search import Decodable, Hypothesis
 from nmt.errors import NmtError
 from nmt.io import atomic_open
 from nmt.model.seq2seq import Seq2Seq
-from nmt.special import BOS_ID, EOS_ID
 
 # ---------------------------------------------------------------------------------------------
 # Subwords to words
@@ -127,10 +126,8 @@ def _pair_batches(src_ids: list[list[int]], tgt_ids: list[list[int]], batch_size
                    reverse=True)
     for start in range(0, len(order), batch_size):
         chunk = order[start: start + batch_size]
-        src, src_lengths = encode_sources([src_ids[k] for k in chunk])
-        tgt_in = pad([[BOS_ID] + tgt_ids[k] for k in chunk]).to(device)  # (B, T)
-        tgt_out = pad([tgt_ids[k] + [EOS_ID] for k in chunk]).to(device)  # (B, T)
-        yield chunk, src.to(device), src_lengths, tgt_in, tgt_out
+        b = collate([src_ids[k] for k in chunk], [tgt_ids[k] for k in chunk], chunk).to(device)
+        yield chunk, b.src, b.src_lengths, b.tgt_in, b.tgt_out
 
 
 @torch.inference_mode()

@@ -46,6 +46,7 @@ from typing import Any
 
 from nmt.bench.http_client import Connection
 from nmt.errors import NmtError
+from nmt.io import atomic_open
 
 
 @dataclass
@@ -276,7 +277,10 @@ async def shutdown_wave(server: ServerProcess, lines: list[str], refs: list[str]
     in_flight, deadline = 0, time.monotonic() + 10
     probe = Connection(server.url, timeout=10.0)
     while time.monotonic() < deadline and not all(t.done() for t in tasks):
-        in_flight = (await probe.json("GET", "/health"))[1]["in_flight"]
+        status, health = await probe.json("GET", "/health")
+        if status != 200:  # the server is going or gone: the stop test reports what it finds
+            break
+        in_flight = health["in_flight"]
         if in_flight >= wave:
             break
         await asyncio.sleep(0.002)
@@ -432,11 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the result here")
     args = parser.parse_args(argv)
     try:
+        if args.json and Path(args.json).is_dir():  # before the run, not after it
+            raise NmtError(f"--json {args.json} is a directory, not a file")
         result = measure(args)
     except NmtError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        with atomic_open(args.json) as f:
+            f.write(json.dumps(result, indent=1) + "\n")
     return 0 if result["passed"] else 1

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 import nmt
 from nmt.api import Translator
+from nmt.errors import NmtError
 from nmt.serve.batcher import Batcher
 from nmt.serve.page import CONTENT_SECURITY_POLICY, render_page
 from nmt.serve.protocol import Job, Limits, Options, RequestError, parse_request, response_json
@@ -58,6 +59,9 @@ def make_service(translator: Translator, limits: Limits, max_batch: int, max_wai
                  details: dict[str, Any] | None = None) -> Service:
     """The service for `translator` (not started: the app's lifespan starts the batcher)."""
     cfg = translator.config
+    if cfg.decode.beam_size > limits.max_beam:  # the default of every request without "beam"
+        raise NmtError(f"--max-beam {limits.max_beam} is below the model's decode.beam_size "
+                       f"{cfg.decode.beam_size}, the beam of requests that give none; raise it")
     prefix = supports_prefix(translator)
     batcher = Batcher(decoder_for(translator), max_batch, max_wait_ms / 1000)
     info = {

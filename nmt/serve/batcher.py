@@ -8,10 +8,10 @@ back together, so a batch waits for its usual company and no longer (a lone clie
 waits; 32 clients in step are decoded 32 at a time). A batch holds at most `max_batch` lines;
 the job that would not fit starts the next one.
 
-The batch's jobs are grouped by their `Options` in arrival order; each group is cut into
-calls of at most `max_batch` lines (a job is never split: a larger one is a call of its own)
-and decoded with one `decode` call, whose results are split back to the jobs in order and
-handed to the event loop with `call_soon_threadsafe`.
+The batch's jobs are grouped by their `Options` in arrival order; each group is decoded with
+one `decode` call (a job is never split: a larger one than `max_batch` is a batch of its
+own), whose results are split back to the jobs in order and handed to the event loop with
+`call_soon_threadsafe`.
 
 A failing call never fails its neighbours: a merged call that raises is decoded again one job
 at a time, so only the job that caused the error gets it. `close()` lets every job already
@@ -146,16 +146,12 @@ class Batcher:
         return pending, carry, stop
 
     def _calls(self, pending: list[_Pending]) -> list[list[_Pending]]:
-        """Jobs grouped by options (first arrival first), each group cut into calls of at
-        most `max_batch` lines."""
-        groups: dict[Options, list[list[_Pending]]] = {}
+        """Jobs grouped by options (first arrival first): one call per group. `_collect`
+        keeps the batch within `max_batch` lines (or one job alone), so every group fits."""
+        groups: dict[Options, list[_Pending]] = {}
         for p in pending:
-            calls = groups.setdefault(p.job.options, [[]])
-            if calls[-1] and sum(len(q.job.texts) for q in calls[-1]) + len(p.job.texts) \
-                    > self.max_batch:
-                calls.append([])
-            calls[-1].append(p)
-        return [call for calls in groups.values() for call in calls]
+            groups.setdefault(p.job.options, []).append(p)
+        return list(groups.values())
 
     def _decode(self, call: list[_Pending]) -> None:
         options = call[0].job.options
